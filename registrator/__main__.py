@@ -1,0 +1,3 @@
+from registrator.cli import main
+
+main()

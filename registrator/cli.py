@@ -1,0 +1,90 @@
+"""Command line. Every flag also reads REGISTRATOR_<FLAG> from the environment."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from registrator import __version__
+from registrator.errors import ConfigError
+
+ENV = {"auto_envvar_prefix": "REGISTRATOR", "show_default": True}
+
+
+def _option(*decls: str, **kwargs: Any) -> Any:
+    return click.option(*decls, show_envvar=True, **kwargs)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="registrator")
+def cli() -> None:
+    """Registers Docker containers' published ports in etcd v3."""
+
+
+@cli.command(context_settings=ENV)
+@_option("--etcd-endpoints", default="http://127.0.0.1:2379",
+         help="Comma list of etcd endpoints (http:// or https://).")
+@_option("--prefix", default="/registrator", help="Key prefix; nothing is written outside it.")
+@_option("--ttl", default="30s", help="Lease TTL (30, 30s, 1m).")
+@_option("--resync", default="60s", help="Full reconcile interval; 0 disables.")
+@_option("--ip", default=None, help="Address to register [default: source of default route].")
+@_option("--hostname", default=None, help="Name of this host in keys [default: hostname].")
+@_option("--internal", is_flag=True, help="Register container IPs and exposed ports.")
+@_option("--network", default=None, help="With --internal: the Docker network to use.")
+@_option("--explicit", is_flag=True, help="Only register containers that opt in by label.")
+@_option("--register-unhealthy", is_flag=True, help="Register containers whatever their health.")
+@_option("--layout", multiple=True, help="Extra key layout (gliderlabs); may repeat.")
+@_option("--host-label", multiple=True, help="key=value for this host's record; may repeat.")
+@_option("--keep-on-exit", is_flag=True, help="Do not revoke the lease on SIGTERM.")
+@_option("--metrics-addr", default=None, help="host:port for /metrics and /healthz.")
+@_option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+@_option("--etcd-cacert", default=None, help="CA bundle to verify etcd.")
+@_option("--etcd-cert", default=None, help="Client certificate for etcd.")
+@_option("--etcd-key", default=None, help="Client key for etcd.")
+@_option("--etcd-user", default=None,
+         help="etcd user; the password comes from REGISTRATOR_ETCD_PASSWORD or a file.")
+@_option("--etcd-password-file", default=None, help="File holding the etcd password.")
+@_option("--etcd-timeout", default="5s", help="Timeout of one etcd request.")
+def run(**flags: Any) -> None:
+    """Run the daemon: follow Docker events, keep the store in step."""
+    # Imported here so `registrator --help` stays fast and light.
+    from registrator import logs
+    from registrator.config import build_config
+    from registrator.daemon import Daemon
+    from registrator.docker_source import DockerSource
+    from registrator.stores.etcd import EtcdStore
+
+    # The password never comes from a flag: flags show up in `ps`.
+    password = os.environ.get("REGISTRATOR_ETCD_PASSWORD") or None
+    config = build_config(etcd_password=password, **flags)
+    logs.configure(config.log_level)
+    docker = DockerSource(os.environ)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    code = Daemon(config, docker, EtcdStore(config.etcd), stop).run()
+    sys.exit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    try:
+        code = cli.main(args=argv, prog_name="registrator", standalone_mode=False)
+    except click.UsageError as exc:  # bad flags: one line, exit 2
+        hint = f" (see: registrator {exc.ctx.info_name} --help)" if exc.ctx else ""
+        click.echo(f"registrator: error: {exc.format_message()}{hint}", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"registrator: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except ConfigError as exc:
+        click.echo(f"registrator: error: {exc}", err=True)
+        sys.exit(2)
+    except click.Abort:
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,222 @@
+"""Daemon configuration: raw flag values (from click, which also reads REGISTRATOR_* env)
+validated into one frozen Config. Every problem is a ConfigError with one line naming the flag."""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytimeparse2
+
+from registrator.desired import Policy
+from registrator.errors import ConfigError
+from registrator.keys import normalize_prefix, segment_problem
+
+LAYOUTS = ("gliderlabs",)
+MIN_TTL = 2
+
+
+@dataclass(frozen=True, slots=True)
+class EtcdEndpoint:
+    host: str
+    port: int
+    secure: bool
+
+    def __str__(self) -> str:
+        return f"{'https' if self.secure else 'http'}://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class EtcdSettings:
+    endpoints: tuple[EtcdEndpoint, ...]
+    cacert: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)  # never shown
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    etcd: EtcdSettings
+    prefix: str
+    ttl: int
+    resync: float
+    policy: Policy
+    layouts: tuple[str, ...] = ()
+    host_labels: tuple[tuple[str, str], ...] = ()
+    keep_on_exit: bool = False
+    metrics_addr: tuple[str, int] | None = None
+    log_level: str = "info"
+
+
+def parse_duration(text: str, flag: str) -> float:
+    """'30', '30s', '500ms', '1m' -> seconds."""
+    value = pytimeparse2.parse(text.strip()) if text.strip() else None
+    if value is None or isinstance(value, bool):
+        raise ConfigError(f"{flag} {text!r} is not a duration (e.g. 30, 30s, 500ms, 1m)")
+    seconds = float(value.total_seconds()) if hasattr(value, "total_seconds") else float(value)
+    if seconds < 0 or not math.isfinite(seconds):
+        raise ConfigError(f"{flag} {text!r} must not be negative")
+    return seconds
+
+
+def parse_endpoints(text: str) -> tuple[EtcdEndpoint, ...]:
+    out = []
+    for item in (p.strip() for p in text.split(",")):
+        if not item:
+            continue
+        url = urlsplit(item if "://" in item else f"http://{item}")
+        if url.scheme not in ("http", "https"):
+            raise ConfigError(f"--etcd-endpoints {item!r}: scheme must be http or https")
+        try:
+            port = url.port or 2379
+        except ValueError:
+            raise ConfigError(f"--etcd-endpoints {item!r}: invalid port") from None
+        if not url.hostname or url.path not in ("", "/") or url.query:
+            raise ConfigError(f"--etcd-endpoints {item!r}: want scheme://host:port")
+        out.append(EtcdEndpoint(url.hostname, port, url.scheme == "https"))
+    if not out:
+        raise ConfigError("--etcd-endpoints is empty")
+    return tuple(out)
+
+
+def parse_host_labels(items: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--host-label {item!r} must look like key=value")
+        out[key.strip()] = value
+    return tuple(sorted(out.items()))
+
+
+def parse_ip(text: str, flag: str) -> str:
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r} is not an IP address") from None
+    if address.is_unspecified:
+        raise ConfigError(f"{flag} {text!r} is a wildcard, not an address others can reach")
+    return str(address)
+
+
+def detect_host_ip() -> str:
+    """The source address of the default route. connect() on a UDP socket only asks the
+    kernel for a route; no packet is sent. Never a loopback address guessed from a name."""
+    for family, target in ((socket.AF_INET, "192.0.2.1"), (socket.AF_INET6, "2001:db8::1")):
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as sock:
+                sock.connect((target, 9))
+                address = ipaddress.ip_address(sock.getsockname()[0])
+        except OSError:
+            continue
+        if not address.is_loopback and not address.is_unspecified:
+            return str(address)
+    raise ConfigError("could not find this host's address from the default route; pass --ip")
+
+
+def parse_metrics_addr(text: str | None) -> tuple[str, int] | None:
+    if not text:
+        return None
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--metrics-addr {text!r} must look like host:port")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def read_secret_file(path: str | None, flag: str) -> str | None:
+    if not path:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"{flag} {path!r}: {exc.strerror}") from None
+
+
+def build_config(  # noqa: PLR0913 - one argument per flag, by design
+    *,
+    etcd_endpoints: str,
+    prefix: str = "/registrator",
+    ttl: str = "30s",
+    resync: str = "60s",
+    ip: str | None = None,
+    hostname: str | None = None,
+    internal: bool = False,
+    network: str | None = None,
+    explicit: bool = False,
+    register_unhealthy: bool = False,
+    layout: tuple[str, ...] = (),
+    host_label: tuple[str, ...] = (),
+    keep_on_exit: bool = False,
+    metrics_addr: str | None = None,
+    log_level: str = "info",
+    etcd_cacert: str | None = None,
+    etcd_cert: str | None = None,
+    etcd_key: str | None = None,
+    etcd_user: str | None = None,
+    etcd_password: str | None = None,
+    etcd_password_file: str | None = None,
+    etcd_timeout: str = "5s",
+) -> Config:
+    endpoints = parse_endpoints(etcd_endpoints)
+    ttl_seconds = math.ceil(parse_duration(ttl, "--ttl"))
+    if ttl_seconds < MIN_TTL:
+        raise ConfigError(f"--ttl {ttl!r} must be at least {MIN_TTL}s")
+    for name in layout:
+        if name not in LAYOUTS:
+            raise ConfigError(f"--layout {name!r} is not one of: {', '.join(LAYOUTS)}")
+    host = (hostname or socket.gethostname()).strip()
+    if (problem := segment_problem(host)) is not None:
+        raise ConfigError(f"--hostname {host!r} {problem}")
+    if network is not None and (problem := segment_problem(network)) is not None:
+        raise ConfigError(f"--network {network!r} {problem}")
+    password = read_secret_file(etcd_password_file, "--etcd-password-file") or etcd_password
+    etcd = _etcd_settings(endpoints, etcd_cacert, etcd_cert, etcd_key, etcd_user, password)
+    return Config(
+        etcd=EtcdSettings(**{**etcd, "timeout": parse_duration(etcd_timeout, "--etcd-timeout")}),
+        prefix=normalize_prefix(prefix),
+        ttl=ttl_seconds,
+        resync=parse_duration(resync, "--resync"),
+        policy=Policy(
+            hostname=host,
+            host_ip=parse_ip(ip, "--ip") if ip else detect_host_ip(),
+            internal=internal,
+            network=network,
+            explicit=explicit,
+            register_unhealthy=register_unhealthy,
+        ),
+        layouts=tuple(dict.fromkeys(layout)),
+        host_labels=parse_host_labels(host_label),
+        keep_on_exit=keep_on_exit,
+        metrics_addr=parse_metrics_addr(metrics_addr),
+        log_level=log_level,
+    )
+
+
+def _etcd_settings(  # noqa: PLR0913
+    endpoints: tuple[EtcdEndpoint, ...], cacert: str | None, cert: str | None,
+    key: str | None, user: str | None, password: str | None,
+) -> dict[str, object]:
+    for flag, path in (("--etcd-cacert", cacert), ("--etcd-cert", cert), ("--etcd-key", key)):
+        if path and not Path(path).is_file():
+            raise ConfigError(f"{flag} {path!r}: no such file")
+    if bool(cert) != bool(key):
+        raise ConfigError("--etcd-cert and --etcd-key go together")
+    tls_files = bool(cacert or cert)
+    if tls_files and not all(e.secure for e in endpoints):
+        raise ConfigError("TLS files given but --etcd-endpoints has http:// endpoints; use https://")
+    if bool(user) != bool(password):
+        raise ConfigError("etcd auth needs both --etcd-user and a password "
+                          "(REGISTRATOR_ETCD_PASSWORD or --etcd-password-file)")
+    if user and not all(e.secure for e in endpoints):
+        # gRPC refuses to send the auth token over a plaintext channel.
+        raise ConfigError("etcd password auth needs https:// endpoints (gRPC will not send "
+                          "credentials over plaintext)")
+    return {"endpoints": endpoints, "cacert": cacert, "cert": cert, "key": key,
+            "user": user, "password": password}

@@ -1,0 +1,265 @@
+"""The daemon's threads and lifecycle (SPEC §5).
+
+- events thread: Docker event stream -> WorkQueue hints; reconnects, then asks for a full sync.
+- worker thread: the only writer; takes hints, runs the Reconciler, owns lease (re)creation.
+- keepalive thread: refreshes the host's one lease every ttl/3; reports a lost lease.
+- main thread: waits for SIGTERM/SIGINT (via `stop`), then shuts down in order.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import structlog
+import tenacity
+
+from registrator import __version__
+from registrator.config import Config
+from registrator.docker_source import DockerSource, EventStream
+from registrator.errors import (
+    DockerUnavailableError,
+    LeaseLostError,
+    RegistratorError,
+    TransientError,
+)
+from registrator.keys import KeySpace
+from registrator.layouts import Renderer
+from registrator.reconcile import Reconciler, now_iso
+from registrator.stores.base import Store
+from registrator.workqueue import Work, WorkQueue
+
+log = structlog.get_logger("registrator.daemon")
+T = TypeVar("T")
+_JOIN_TIMEOUT = 10.0
+
+
+def _backoff(state: tenacity.RetryCallState) -> float:
+    """Quick retries for outages (converge within ~1 s of the store coming back); slow ones
+    for errors retrying is unlikely to fix, so they are not logged in a tight loop."""
+    outcome = state.outcome
+    exc = outcome.exception() if outcome is not None else None
+    cap = 1.0 if isinstance(exc, TransientError) else 30.0
+    return float(min(cap, 0.05 * 2 ** min(state.attempt_number - 1, 20)))
+
+
+class Daemon:
+    def __init__(self, config: Config, docker: DockerSource, store: Store,
+                 stop: threading.Event | None = None) -> None:
+        self.cfg = config
+        self.docker = docker
+        self.store = store
+        self.stop = stop or threading.Event()
+        self.queue = WorkQueue()
+        self.keys = KeySpace(config.prefix)
+        self.started_at = now_iso()
+        self.reconciler = Reconciler(store, docker, config.policy,
+                                     Renderer(self.keys, config.layouts), self._host_record)
+        self.events_connected = False
+        self.lease_alive = False
+        self._old_lease: int | None = None
+        self._stream: EventStream | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def run(self) -> int:
+        policy = self.cfg.policy
+        log.info("starting", version=__version__, hostname=policy.hostname,
+                 address=policy.host_ip, prefix=self.cfg.prefix, ttl=self.cfg.ttl,
+                 docker=self.docker.base_url, etcd=getattr(self.store, "describe", str)())
+        threads: list[threading.Thread] = []
+        try:
+            self._retry("docker", self.docker.ping)
+            self._retry("store", self.store.connect)
+            host_kv = self._retry("store", lambda: self.store.get(self.keys.host(policy.hostname)))
+            self._old_lease = host_kv.lease if host_kv is not None and host_kv.lease else None
+            # Subscribe before the first listing, so nothing falls between the two.
+            stream = self._retry("docker", self.docker.events)
+        except _Stopped:
+            return self._shutdown(threads)
+        self.queue.full()
+        for target, arg in ((self._events_loop, stream), (self._worker_loop, None),
+                            (self._keepalive_loop, None)):
+            thread = threading.Thread(target=target, args=(arg,) if arg else (),
+                                      name=target.__name__.strip("_"), daemon=True)
+            thread.start()
+            threads.append(thread)
+        self.stop.wait()
+        return self._shutdown(threads)
+
+    def _shutdown(self, threads: list[threading.Thread]) -> int:
+        log.info("stopping")
+        self.stop.set()
+        self.queue.close()
+        if self._stream is not None:
+            self._stream.close()
+        for thread in threads:
+            thread.join(_JOIN_TIMEOUT)
+        lease = self.reconciler.lease
+        if lease and self.cfg.keep_on_exit:
+            log.info("keeping entries (--keep-on-exit); they expire with the lease",
+                     ttl=self.cfg.ttl)
+        elif lease:
+            try:
+                self.store.revoke_lease(lease)
+                log.info("lease revoked; this host's entries removed", lease=f"{lease:x}")
+            except RegistratorError as exc:
+                log.warning("could not revoke the lease; entries expire with it",
+                            ttl=self.cfg.ttl, error=str(exc))
+        self.store.close()
+        self.docker.close()
+        log.info("stopped")
+        return 0
+
+    # -- threads --------------------------------------------------------------------------
+    def _events_loop(self, stream: EventStream | None) -> None:
+        while not self.stop.is_set():
+            if stream is None:
+                try:
+                    stream = self._retry("docker", self.docker.events)
+                except _Stopped:
+                    return
+                log.info("docker event stream reconnected; full reconcile")
+                self.queue.full()
+            self._stream = stream
+            self.events_connected = True
+            try:
+                for container_id, action in stream:
+                    log.debug("docker event", container=container_id[:12], action=action)
+                    self.queue.container(container_id)
+                if not self.stop.is_set():
+                    log.warning("docker event stream ended")
+            except DockerUnavailableError as exc:
+                if not self.stop.is_set():
+                    log.warning("docker event stream broken", error=str(exc))
+            finally:
+                self.events_connected = False
+                stream.close()
+                stream = None
+
+    def _worker_loop(self) -> None:
+        resync = self.cfg.resync
+        next_resync = time.monotonic() + resync
+        while not self.stop.is_set():
+            timeout = max(0.0, next_resync - time.monotonic()) if resync > 0 else None
+            work = self.queue.take(timeout)
+            if self.stop.is_set() or self.queue.closed:
+                return
+            if work is None:
+                work = Work(full=True)  # the resync timer
+            if work.full:
+                next_resync = time.monotonic() + resync
+            self._process(work)
+
+    def _keepalive_loop(self) -> None:
+        interval = max(self.cfg.ttl / 3, 0.5)
+        wait = 0.0
+        failing = False
+        while not self.stop.wait(wait):
+            lease = self.reconciler.lease
+            wait = min(1.0, interval)
+            if not lease:
+                continue
+            try:
+                self.store.refresh_lease(lease)
+            except LeaseLostError:
+                log.warning("lease lost; a new one will carry every entry", lease=f"{lease:x}")
+                self.lease_alive = False
+                self.queue.lease_lost(lease)
+                continue
+            except RegistratorError as exc:
+                if not failing:
+                    log.warning("lease keepalive failed; retrying", error=str(exc))
+                failing = True
+                continue
+            if failing:
+                log.info("lease keepalive working again", lease=f"{lease:x}")
+            failing = False
+            self.lease_alive = True
+            wait = interval
+
+    # -- work -----------------------------------------------------------------------------
+    def _process(self, work: Work) -> None:
+        def attempt() -> None:
+            try:
+                self._attempt(work)
+            except LeaseLostError:
+                work.lost_leases.add(self.reconciler.lease)
+                raise
+            except Exception:
+                work.full = True  # a half-applied change is repaired by a full reconcile
+                raise
+
+        try:
+            self._retry("reconcile", attempt, retry_on=Exception)
+        except _Stopped:
+            return
+
+    def _attempt(self, work: Work) -> None:
+        if not self.reconciler.lease or self.reconciler.lease in work.lost_leases:
+            self.reconciler.lease = self.store.grant_lease(self.cfg.ttl)
+            self.lease_alive = True
+            work.lost_leases.clear()
+            work.full = True
+            log.info("lease granted", lease=f"{self.reconciler.lease:x}", ttl=self.cfg.ttl)
+        if work.full:
+            self.reconciler.full()
+            self._take_over()
+        else:
+            self.reconciler.sync(work.containers)
+
+    def _take_over(self) -> None:
+        """Revoke a crashed run's lease once our own entries are written, so every entry
+        that is still wanted stays visible and only stale ones vanish."""
+        old = self._old_lease
+        if old and old != self.reconciler.lease:
+            self.store.revoke_lease(old)
+            log.info("revoked the lease of a previous run", lease=f"{old:x}")
+        self._old_lease = None
+
+    def _host_record(self, lease: int) -> str:
+        return json.dumps({
+            "version": 1,
+            "hostname": self.cfg.policy.hostname,
+            "address": self.cfg.policy.host_ip,
+            "lease": f"{lease:x}",
+            "ttl": self.cfg.ttl,
+            "registrator_version": __version__,
+            "started_at": self.started_at,
+            "labels": dict(self.cfg.host_labels),
+        }, sort_keys=True)
+
+    def _retry(self, what: str, func: Callable[[], T],
+               retry_on: type[BaseException] = RegistratorError) -> T:
+        """Call `func` until it works, with backoff, logging each failed attempt; raises
+        _Stopped when the daemon is asked to stop meanwhile."""
+
+        def log_attempt(state: tenacity.RetryCallState) -> None:
+            n = state.attempt_number
+            if n & (n - 1) and n % 30:
+                return  # attempts 1, 2, 4, 8, ... and every 30th: visible but not a flood
+            exc = state.outcome.exception() if state.outcome else None
+            level = log.warning if isinstance(exc, TransientError) else log.error
+            level(f"{what} failed; retrying", attempt=state.attempt_number,
+                  retry_in=round(state.upcoming_sleep, 2), error=str(exc) or repr(exc))
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(retry_on),
+            wait=_backoff,
+            stop=lambda _state: self.stop.is_set(),
+            sleep=self.stop.wait,
+            before_sleep=log_attempt,
+            reraise=True,
+        )
+        try:
+            return retrying(func)
+        except retry_on:
+            if self.stop.is_set():
+                raise _Stopped from None
+            raise
+
+
+class _Stopped(Exception):  # noqa: N818 - internal control flow, not an error
+    """The daemon was asked to stop while waiting to retry."""

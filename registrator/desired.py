@@ -1,0 +1,265 @@
+"""Container inspect data + policy -> the services it should have (SPEC §2-3). Pure and total:
+whatever the input, it returns services and warnings and never raises."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from registrator.keys import segment_problem
+from registrator.labels import (
+    LabelSet,
+    LabelValueError,
+    PortKey,
+    parse_bool,
+    parse_env,
+    parse_labels,
+    parse_port,
+    port_label,
+    split_tags,
+)
+from registrator.model import Desired, LabelWarning, Service
+
+COMPOSE_SERVICE = "com.docker.compose.service"
+# A single entry larger than this is almost surely a mistake (etcd caps requests at 1.5 MiB).
+MAX_ENTRY_BYTES = 64 * 1024
+_WILDCARDS = frozenset({"", "0.0.0.0", "::"})
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The daemon flags that decide what a container produces."""
+
+    hostname: str
+    host_ip: str
+    internal: bool = False
+    network: str | None = None
+    explicit: bool = False
+    register_unhealthy: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    port: PortKey  # the container port, the one labels name
+    address: str
+    host_port: int
+
+
+class _Skip(Exception):  # noqa: N818 - control flow inside this module only
+    """Stop working on the container (after recording why, when it is worth a warning)."""
+
+
+def desired_services(container: dict[str, Any], policy: Policy) -> Desired:
+    out = Desired()
+    name = _container_name(container)
+    try:
+        _build(container, policy, name, out)
+    except _Skip:
+        out.services.clear()
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        out.services.clear()
+        out.warnings.append(LabelWarning(name, "-", f"unreadable container data: {exc!r}"))
+    return out
+
+
+def _container_name(container: dict[str, Any]) -> str:
+    raw = container.get("Name") if isinstance(container, dict) else None
+    return raw.lstrip("/") if isinstance(raw, str) else "?"
+
+
+def _build(c: dict[str, Any], policy: Policy, cname: str, out: Desired) -> None:
+    state = c["State"]
+    if not state.get("Running") or state.get("Paused"):
+        return
+    health = (state.get("Health") or {}).get("Status") or "none"
+    if health in ("starting", "unhealthy") and not policy.register_unhealthy:
+        return
+    config = c["Config"]
+    labels = parse_labels(config.get("Labels"), parse_env(config.get("Env")))
+
+    def warn(label: str, message: str) -> None:
+        out.warnings.append(LabelWarning(cname, label, message))
+
+    for key, problem in labels.problems:
+        warn(key, f"{problem}; label ignored")
+    if not _wanted(labels, policy, warn):
+        return
+    endpoints = _endpoints(c, labels, policy, warn)
+    if policy.explicit and not _opted_in_wide(labels):
+        named = labels.named_ports()
+        endpoints = [e for e in endpoints if e.port in named]
+    endpoints = [e for e in endpoints if not _port_ignored(labels, e.port, warn)]
+    multi = len(endpoints) > 1
+    for ep in endpoints:
+        service = _service(c, cname, labels, policy, ep, multi=multi, health=health, warn=warn)
+        if service is not None:
+            out.services.append(service)
+
+
+def _wanted(labels: LabelSet, policy: Policy, warn: Any) -> bool:
+    enable = labels.ns_wide.fields.get("enable")
+    if enable is not None:
+        try:
+            if not parse_bool(enable):
+                return False
+        except LabelValueError as exc:
+            warn("registrator.enable", f"{exc}; container skipped")
+            return False
+    if _ignored(labels.ns_wide.fields.get("ignore"), "registrator.ignore", warn):
+        return False
+    if "ignore" in labels.gl_wide.fields:
+        return False
+    if policy.explicit:
+        return _opted_in_wide(labels) or bool(labels.named_ports())
+    return True
+
+
+def _opted_in_wide(labels: LabelSet) -> bool:
+    enable = labels.ns_wide.fields.get("enable", "")
+    return (enable.strip().lower() in ("true", "1", "yes", "on")
+            or "name" in labels.ns_wide.fields or "name" in labels.gl_wide.fields)
+
+
+def _ignored(value: str | None, label: str, warn: Any) -> bool:
+    if value is None:
+        return False
+    try:
+        return parse_bool(value)
+    except LabelValueError as exc:
+        warn(label, f"{exc}; skipped to be safe")
+        return True
+
+
+def _port_ignored(labels: LabelSet, port: PortKey, warn: Any) -> bool:
+    scope = labels.ns_ports.get(port)
+    label = f"registrator.{port_label(port)}.ignore"
+    if scope is not None and _ignored(scope.fields.get("ignore"), label, warn):
+        return True
+    gl = labels.gl_ports.get(port[0])
+    return gl is not None and "ignore" in gl.fields
+
+
+def _endpoints(c: dict[str, Any], labels: LabelSet, policy: Policy, warn: Any) -> list[Endpoint]:
+    mode = c["HostConfig"].get("NetworkMode") or ""
+    settings = c.get("NetworkSettings") or {}
+    published: dict[str, Any] = settings.get("Ports") or {}
+    exposed = list((c["Config"].get("ExposedPorts") or {}).keys())
+    if mode == "host":
+        ports = _label_ports(labels, warn) or _docker_ports(exposed)
+        return [Endpoint(p, policy.host_ip, p[0]) for p in sorted(ports)]
+    if mode.startswith("container:"):
+        return []  # it shares another container's network; that one gets registered
+    if policy.internal:
+        ip = _internal_ip(settings.get("Networks") or {}, policy, warn)
+        if ip is None:
+            return []
+        ports = _docker_ports([*exposed, *published.keys()])
+        return [Endpoint(p, ip, p[0]) for p in sorted(ports)]
+    endpoints = []
+    for key, bindings in published.items():
+        ports = _docker_ports([key])
+        if not ports or not bindings:
+            continue
+        choice = _choose_binding(bindings, policy.host_ip)
+        if choice is not None:
+            endpoints.append(Endpoint(ports.pop(), *choice))
+    return sorted(endpoints, key=lambda e: e.port)
+
+
+def _docker_ports(keys: list[str]) -> set[PortKey]:
+    """Docker's '80/tcp' keys; sctp and anything odd is not ours to register."""
+    out = set()
+    for key in keys:
+        try:
+            out.add(parse_port(key))
+        except LabelValueError:
+            continue
+    return out
+
+
+def _label_ports(labels: LabelSet, warn: Any) -> set[PortKey]:
+    ports: set[PortKey] = set(labels.named_ports())
+    for item in labels.ns_wide.fields.get("port", "").split(","):
+        if item.strip():
+            try:
+                ports.add(parse_port(item))
+            except LabelValueError as exc:
+                warn("registrator.port", f"{exc}; that port skipped")
+    return ports
+
+
+def _internal_ip(networks: dict[str, Any], policy: Policy, warn: Any) -> str | None:
+    if policy.network is not None:
+        net = networks.get(policy.network)
+        return (net or {}).get("IPAddress") or None
+    ips = [n.get("IPAddress") for n in networks.values() if n and n.get("IPAddress")]
+    if len(ips) > 1:
+        warn("-", f"on {len(ips)} networks ({', '.join(sorted(networks))}); "
+                  "pass --network to choose one; container skipped")
+        return None
+    return ips[0] if ips else None
+
+
+def _choose_binding(bindings: list[dict[str, str]], host_ip: str) -> tuple[str, int] | None:
+    """One (address, host port) per container port: 0.0.0.0 and [::] collapse to the host
+    address; with several distinct bindings the lowest IPv4 one wins, deterministically."""
+    candidates = set()
+    for binding in bindings:
+        try:
+            port = int(binding.get("HostPort") or "")
+        except ValueError:
+            continue
+        host = binding.get("HostIp") or ""
+        candidates.add((host_ip if host in _WILDCARDS else host, port))
+    if not candidates:
+        return None
+    return min(candidates, key=lambda c: (ipaddress.ip_address(c[0]).version, c[1], c[0]))
+
+
+def default_name(c: dict[str, Any], cname: str) -> str:
+    compose = (c["Config"].get("Labels") or {}).get(COMPOSE_SERVICE)
+    if compose:
+        return str(compose)
+    image = str(c["Config"].get("Image") or "")
+    if not image or image.startswith("sha256:"):
+        return cname
+    base = image.split("@", 1)[0].rsplit("/", 1)[-1]
+    return base.split(":", 1)[0] or cname
+
+
+def _service(  # noqa: PLR0913 - the parts of one entry, all needed
+    c: dict[str, Any], cname: str, labels: LabelSet, policy: Policy, ep: Endpoint,
+    *, multi: bool, health: str, warn: Any,
+) -> Service | None:
+    port, suffix = ep.port, f"-{ep.port[0]}"
+    found = labels.lookup(port, "name")
+    name, name_label, per_port = found if found else (default_name(c, cname), "-", False)
+    if multi and not per_port:
+        name += suffix
+    default_id = f"{policy.hostname}:{cname}:{port[0]}" + (":udp" if port[1] == "udp" else "")
+    found = labels.lookup(port, "id")
+    sid, id_label, per_port = found if found else (default_id, "-", True)
+    if multi and not per_port:
+        sid += f":{port[0]}" + (":udp" if port[1] == "udp" else "")
+    for value, label, what in ((name, name_label, "name"), (sid, id_label, "id")):
+        problem = segment_problem(value)
+        if problem is not None:
+            warn(label, f"service {what} {value[:64]!r} {problem}; "
+                        f"port {port_label(port)} skipped")
+            return None
+    found = labels.lookup(port, "tags")
+    service = Service(
+        name=name, id=sid, address=ep.address, port=ep.host_port, protocol=port[1],
+        host=policy.hostname, container_id=str(c["Id"]), container_name=str(c["Name"]),
+        image=str(c["Config"].get("Image") or ""),
+        tags=split_tags(found[0]) if found else (),
+        meta=tuple(sorted(labels.meta(port).items())), health=health,
+    )
+    size = len(json.dumps(service.to_record("")).encode())
+    if size > MAX_ENTRY_BYTES:
+        warn("-", f"entry for port {port_label(port)} would be {size} bytes "
+                  f"(limit {MAX_ENTRY_BYTES}); skipped")
+        return None
+    return service

@@ -1,0 +1,122 @@
+"""The Docker engine: list, inspect, events. The only module that imports the Docker SDK;
+its exceptions become registrator's here."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ParamSpec, TypeVar
+
+import docker
+import docker.errors
+import requests.exceptions
+from docker.utils import kwargs_from_env
+
+from registrator.errors import ConfigError, DockerUnavailableError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# Actions after which a container may need (de)registering. Everything else (exec_*, attach,
+# resize...) cannot change what a container produces.
+CONTAINER_ACTIONS = ("start", "restart", "die", "stop", "kill", "destroy", "pause", "unpause",
+                     "health_status", "rename", "update")
+NETWORK_ACTIONS = ("connect", "disconnect")  # change a container's IP for --internal
+_API_TIMEOUT = 30
+
+
+def _converted(func: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except docker.errors.DockerException as exc:
+            raise DockerUnavailableError(f"docker: {exc}") from None
+        except (requests.exceptions.RequestException, OSError) as exc:
+            raise DockerUnavailableError(f"docker unreachable: {exc}") from None
+
+    return wrapper
+
+
+class EventStream:
+    """A live subscription to engine events; iterate for (container id, action) hints."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        try:
+            for event in self._raw:
+                hint = container_hint(event)
+                if hint is not None:
+                    yield hint
+        except (requests.exceptions.RequestException, OSError, ValueError,
+                AttributeError, docker.errors.DockerException) as exc:
+            # AttributeError: the SDK's stream after close() from another thread.
+            raise DockerUnavailableError(f"docker event stream broken: {exc}") from None
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        except Exception:  # noqa: BLE001 - closing a dead stream must never fail shutdown
+            return
+
+
+def container_hint(event: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The container an event is about, and its action, or None for events we skip."""
+    if not isinstance(event, Mapping):
+        return None
+    kind = event.get("Type")
+    action = str(event.get("Action") or event.get("status") or "")
+    actor = event.get("Actor") or {}
+    if kind == "container":
+        cid = actor.get("ID") or event.get("id")
+    elif kind == "network" and action in NETWORK_ACTIONS:
+        cid = (actor.get("Attributes") or {}).get("container")
+    else:
+        return None
+    base = action.split(":", 1)[0]
+    if not cid or base not in (*CONTAINER_ACTIONS, *NETWORK_ACTIONS):
+        return None
+    return str(cid), base
+
+
+class DockerSource:
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        try:
+            kwargs = kwargs_from_env(environment=dict(environ) if environ is not None else None)
+            self._api = docker.APIClient(timeout=_API_TIMEOUT, **kwargs)
+        except docker.errors.DockerException as exc:
+            raise ConfigError(f"docker settings (DOCKER_HOST / DOCKER_TLS_*): {exc}") from None
+        self.base_url = str(self._api.base_url)
+
+    @_converted
+    def ping(self) -> None:
+        self._api.ping()
+
+    @_converted
+    def running_ids(self) -> list[str]:
+        """Running containers, paused ones included (Docker lists them as running)."""
+        return [c["Id"] for c in self._api.containers(quiet=True)]
+
+    @_converted
+    def inspect(self, container_id: str) -> dict[str, Any] | None:
+        """The container's inspect data, or None when it no longer exists."""
+        try:
+            data = self._api.inspect_container(container_id)
+        except docker.errors.NotFound:
+            return None
+        return dict(data)
+
+    @_converted
+    def events(self) -> EventStream:
+        """Subscribe now (the request is sent before this returns), so nothing that happens
+        after this call is missed by a reconcile that lists containers afterwards."""
+        raw = self._api.events(decode=True, filters={
+            "type": ["container", "network"],
+            "event": [*CONTAINER_ACTIONS, *NETWORK_ACTIONS],
+        })
+        return EventStream(raw)
+
+    def close(self) -> None:
+        self._api.close()

@@ -1,0 +1,166 @@
+"""Level-triggered reconciliation: read what Docker runs, compute what the store should hold,
+write the difference. One code path serves startup, events, resync and lease recovery:
+`sync(ids)` for a few containers (events), `full()` against the store itself (the rest)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import structlog
+
+from registrator.desired import Policy, desired_services
+from registrator.layouts import Renderer, parse_entry
+from registrator.model import LabelWarning, Service
+from registrator.stores.base import KeyValue, Store
+
+log = structlog.get_logger("registrator.reconcile")
+
+Entries = dict[str, Service]  # primary key -> service
+
+
+class ContainerSource(Protocol):
+    def running_ids(self) -> list[str]: ...
+    def inspect(self, container_id: str) -> dict[str, Any] | None: ...
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Reconciler:
+    def __init__(  # noqa: PLR0913 - the collaborators, each needed
+        self, store: Store, docker: ContainerSource, policy: Policy, renderer: Renderer,
+        host_record: Callable[[int], str], clock: Callable[[], str] = now_iso,
+    ) -> None:
+        self.store = store
+        self.docker = docker
+        self.policy = policy
+        self.renderer = renderer
+        self.host_record = host_record
+        self.clock = clock
+        self.lease = 0
+        self._by_container: dict[str, Entries] = {}
+        self._owner: dict[str, str] = {}  # primary key -> container id
+        self._registered_at: dict[str, str] = {}
+        self._warned: dict[str, frozenset[LabelWarning]] = {}
+        self._unreadable: dict[str, bytes] = {}
+
+    @property
+    def service_count(self) -> int:
+        return len(self._owner)
+
+    # -- events ---------------------------------------------------------------------------
+    def sync(self, container_ids: Iterable[str]) -> None:
+        """Make the store match these containers, diffing against what we last wrote."""
+        wanted = {cid: self._desired(cid) for cid in dict.fromkeys(container_ids)}
+        puts: dict[str, str] = {}
+        deletes: list[str] = []
+        for cid, entries in wanted.items():
+            for key in [k for k in entries if self._owner.get(k, cid) != cid]:
+                self._conflict(key, entries.pop(key), self._owner[key])
+            old = self._by_container.get(cid, {})
+            for key, service in entries.items():
+                if old.get(key) != service:
+                    puts.update(self.renderer.render(service, self._stamp(key)))
+            for key, service in old.items():
+                if key not in entries:
+                    deletes.extend(self.renderer.owned_keys(service))
+        self.store.apply(list(puts.items()), deletes, self.lease)
+        for cid, entries in wanted.items():
+            self._commit(cid, entries)
+
+    # -- startup, resync, lease recovery ----------------------------------------------------
+    def full(self) -> None:
+        """Compare everything this host should have with everything the store holds."""
+        wanted: dict[str, Entries] = {}
+        claimed: dict[str, str] = {}
+        for cid in sorted(self.docker.running_ids()):
+            entries = self._desired(cid)
+            for key in [k for k in entries if k in claimed]:
+                self._conflict(key, entries.pop(key), claimed[key])
+            claimed.update(dict.fromkeys(entries, cid))
+            wanted[cid] = entries
+        stored = {kv.key: kv for kv in self.store.get_prefix(self.renderer.keys.root)}
+        owned = self._owned(stored.values())
+        puts: dict[str, str] = {}
+        for entries in wanted.values():
+            for key, service in entries.items():
+                # Keep the first registration time across resyncs and daemon restarts.
+                stamp = (self._registered_at.get(key) or owned.get(key, (None, ""))[1]
+                         or self.clock())
+                self._registered_at[key] = stamp
+                for k, v in self.renderer.render(service, stamp).items():
+                    if not _same(stored.get(k), v, self.lease):
+                        puts[k] = v
+        deletes = [k for key, (service, _) in owned.items() if key not in claimed
+                   for k in self.renderer.owned_keys(service)]
+        host_key = self.renderer.keys.host(self.policy.hostname)
+        record = self.host_record(self.lease)
+        if not _same(stored.get(host_key), record, self.lease):
+            puts[host_key] = record
+        self.store.apply(list(puts.items()), deletes, self.lease)
+        if puts or deletes:
+            log.info("reconciled", written=len(puts), deleted=len(deletes),
+                     services=len(claimed))
+        for cid in set(self._by_container) - set(wanted):
+            self._commit(cid, {})
+        for cid in set(self._warned) - set(wanted):
+            del self._warned[cid]
+        for cid, entries in wanted.items():
+            self._commit(cid, entries)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _desired(self, cid: str) -> Entries:
+        info = self.docker.inspect(cid)
+        if info is None:
+            self._warned.pop(cid, None)
+            return {}
+        result = desired_services(info, self.policy)
+        warnings = frozenset(result.warnings)
+        if warnings != self._warned.get(cid, frozenset()):
+            for w in sorted(warnings - self._warned.get(cid, frozenset()),
+                            key=lambda w: (w.label, w.message)):
+                log.warning("bad label", container=w.container, label=w.label,
+                            problem=w.message)
+        self._warned[cid] = warnings
+        return {self.renderer.primary_key(s): s for s in result.services}
+
+    def _owned(self, stored: Iterable[KeyValue]) -> dict[str, tuple[Service, str]]:
+        """This host's primary entries, parsed; unreadable values are reported once each."""
+        owned = {}
+        for kv in stored:
+            if self.renderer.keys.parse_service(kv.key) is None:
+                continue
+            try:
+                service, registered_at = parse_entry(kv.value)
+            except ValueError as exc:
+                if self._unreadable.get(kv.key) != kv.value:
+                    log.warning("unreadable store entry left alone", key=kv.key[:300],
+                                problem=str(exc))
+                    self._unreadable[kv.key] = kv.value
+                continue
+            if service.host == self.policy.hostname:
+                owned[kv.key] = (service, registered_at)
+        return owned
+
+    def _stamp(self, key: str) -> str:
+        return self._registered_at.get(key) or self._registered_at.setdefault(key, self.clock())
+
+    def _conflict(self, key: str, service: Service, owner: str) -> None:
+        log.warning("duplicate service key; first container keeps it", key=key,
+                    container=service.container_name.lstrip("/"), owner=owner[:12])
+
+    def _commit(self, cid: str, entries: Entries) -> None:
+        for key in self._by_container.pop(cid, {}):
+            if key not in entries:
+                self._owner.pop(key, None)
+                self._registered_at.pop(key, None)
+        if entries:
+            self._by_container[cid] = entries
+            self._owner.update(dict.fromkeys(entries, cid))
+
+
+def _same(current: KeyValue | None, value: str, lease: int) -> bool:
+    return current is not None and current.lease == lease and current.value == value.encode()

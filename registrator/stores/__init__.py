@@ -1,0 +1,1 @@
+"""Stores behind one Protocol; only the module of a store knows its client library."""
