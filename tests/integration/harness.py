@@ -1,0 +1,225 @@
+"""Test harness: a real etcd in a container, the daemon as a real subprocess, and containers
+the tests start and remove themselves. The etcd view below is the tests' own client, kept
+apart from the daemon's store module on purpose: the tests check the store independently."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import docker
+from pyetcd.client import Endpoint, MultiEndpointEtcd3Client
+from testcontainers.core.container import DockerContainer
+
+T = TypeVar("T")
+ETCD_IMAGE = os.environ.get("REGISTRATOR_TEST_ETCD_IMAGE", "registrator-test/etcd:3.4")
+BUSYBOX_IMAGE = os.environ.get("REGISTRATOR_TEST_BUSYBOX_IMAGE",
+                               "registrator-test/busybox:latest")
+TEST_LABEL = "registrator-test"  # every container a test starts carries it
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.05,
+               message: str = "condition") -> T:
+    """Poll until `predicate` returns something truthy; fail with `message` at the deadline."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = predicate()
+        except Exception as exc:  # noqa: BLE001 - a flaky read is retried like a false one
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}; "
+                                 f"last result: {last!r}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EtcdServer:
+    """A single-node etcd from the local image, published on 127.0.0.1 only."""
+
+    def __init__(self, host_port: int | None = None) -> None:
+        self.container = (
+            DockerContainer(ETCD_IMAGE)
+            .with_command("--name node --data-dir /tmp/etcd "
+                          "--listen-client-urls http://0.0.0.0:2379 "
+                          "--advertise-client-urls http://127.0.0.1:2379")
+            .with_kwargs(labels={TEST_LABEL: "etcd"})
+        )
+        if host_port is None:
+            self.container.with_exposed_ports(2379)
+        else:
+            self.container.with_bind_ports(2379, ("127.0.0.1", host_port))
+        self._host_port = host_port
+        self.port = 0
+
+    def start(self) -> EtcdServer:
+        self.container.start()
+        self.port = self._host_port or int(self.container.get_exposed_port(2379))
+        self.view = EtcdView(self.port)
+        wait_until(self.view.healthy, timeout=30, message="etcd to answer")
+        return self
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.view.close()
+        self.container.stop()
+
+
+class EtcdView:
+    def __init__(self, port: int) -> None:
+        ep = Endpoint("127.0.0.1", port, secure=False, time_retry=0.1,
+                      opts=[("grpc.initial_reconnect_backoff_ms", 100),
+                            ("grpc.max_reconnect_backoff_ms", 500)])
+        self.client = MultiEndpointEtcd3Client(endpoints=[ep], timeout=5, failover=True)
+
+    def healthy(self) -> bool:
+        self.client.status()
+        return True
+
+    def items(self, prefix: str) -> dict[str, bytes]:
+        return {m.key.decode(): v for v, m in self.client.get_prefix(prefix)}
+
+    def keys(self, prefix: str) -> set[str]:
+        return set(self.items(prefix))
+
+    def lease_of(self, key: str) -> int:
+        _, meta = self.client.get(key)
+        return int(meta.lease_id) if meta is not None else 0
+
+    def all_keys(self) -> set[str]:
+        return {m.key.decode("utf-8", "replace") for _, m in self.client.get_all()}
+
+    def services(self, prefix: str) -> dict[str, dict[str, Any]]:
+        return {k: json.loads(v) for k, v in self.items(prefix + "/services/").items()}
+
+    def put(self, key: str, value: str) -> None:
+        self.client.put(key, value)
+
+    def delete(self, key: str) -> None:
+        self.client.delete(key)
+
+    def lease_ttl(self, lease: int) -> int:
+        return int(self.client.get_lease_info(lease).TTL)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class Daemon:
+    """`registrator run` as a real subprocess, its log in a file."""
+
+    def __init__(self, etcd: EtcdServer, prefix: str, hostname: str, log_dir: Path,
+                 args: list[str]) -> None:
+        self.etcd, self.prefix, self.hostname = etcd, prefix, hostname
+        self.log_path = log_dir / f"daemon-{uuid.uuid4().hex[:6]}.log"
+        cmd = [sys.executable, "-m", "registrator", "run",
+               "--etcd-endpoints", etcd.endpoint, "--prefix", prefix,
+               "--hostname", hostname, "--ip", "127.0.0.1", "--log-level", "debug", *args]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRATOR_")}
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+
+    def log_events(self) -> list[dict[str, Any]]:
+        out = []
+        for line in self.log_path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                out.append({"event": "non-json line", "line": line})
+        return out
+
+    def logged(self, event: str, **fields: Any) -> list[dict[str, Any]]:
+        return [e for e in self.log_events() if e.get("event") == event
+                and all(e.get(k) == v for k, v in fields.items())]
+
+    def wait_ready(self) -> Daemon:
+        """Ready once the first full reconcile has written this host's record."""
+        wait_until(lambda: self.host_record() is not None or self.proc.poll() is not None,
+                   timeout=20, message="daemon to write its host record")
+        assert self.proc.poll() is None, f"daemon exited: {self.log_path.read_text()[-3000:]}"
+        return self
+
+    def host_record(self) -> dict[str, Any] | None:
+        raw = self.etcd.view.items(f"{self.prefix}/hosts/{self.hostname}")
+        return json.loads(next(iter(raw.values()))) if raw else None
+
+    def services(self) -> dict[str, dict[str, Any]]:
+        return self.etcd.view.services(self.prefix)
+
+    def mine(self, containers: Containers) -> dict[str, dict[str, Any]]:
+        """Entries of the containers this test started (dockerd is shared with others)."""
+        ids = set(containers.ids)
+        return {k: v for k, v in self.services().items() if v.get("container_id") in ids}
+
+    def send(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._log.close()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._log.close()
+
+
+class Containers:
+    """Starts test containers and removes exactly those, by id."""
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self.client = client
+        self.ids: list[str] = []
+
+    def run(self, command: str = "httpd -f -p 80", *, image: str = BUSYBOX_IMAGE,
+            ports: dict[str, Any] | None = None, labels: dict[str, str] | None = None,
+            **kwargs: Any) -> Any:
+        container = self.client.containers.run(
+            image, command, detach=True, ports=ports or {},
+            labels={TEST_LABEL: "app", **(labels or {})}, **kwargs)
+        self.ids.append(container.id)
+        return container
+
+    def remove_all(self) -> None:
+        for cid in reversed(self.ids):
+            try:
+                self.client.containers.get(cid).remove(force=True)
+            except docker.errors.NotFound:
+                continue
+        self.ids.clear()
+
+
+def new_prefix() -> str:
+    return f"/t-{uuid.uuid4().hex[:10]}"
+
+
+def published_port(container: Any, port: str) -> int:
+    container.reload()
+    return int(container.attrs["NetworkSettings"]["Ports"][port][0]["HostPort"])
+
+

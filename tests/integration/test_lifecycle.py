@@ -1,0 +1,64 @@
+"""Register on start, deregister on stop/kill/destroy, the entry's shape and lease."""
+
+from __future__ import annotations
+
+import signal
+
+from harness import BUSYBOX_IMAGE, published_port, wait_until
+
+
+def test_start_registers_full_entry_on_host_lease(start_daemon, containers):
+    daemon = start_daemon("--host-label", "zone=a", "--host-label", "rack=7")
+    c = containers.run(ports={"80/tcp": ("127.0.0.1", None)},
+                       labels={"registrator.name": "web", "registrator.tags": "a,b",
+                               "registrator.meta.team": "core"})
+    key = f"{daemon.prefix}/services/web/{daemon.hostname}:{c.name}:80"
+    entry = wait_until(lambda: daemon.services().get(key), message=f"{key} to appear")
+    assert entry == {
+        "version": 1, "name": "web", "id": f"{daemon.hostname}:{c.name}:80",
+        "address": "127.0.0.1", "port": published_port(c, "80/tcp"), "protocol": "tcp",
+        "tags": ["a", "b"], "meta": {"team": "core"}, "host": daemon.hostname,
+        "container_id": c.id, "container_name": f"/{c.name}", "image": entry["image"],
+        "health": "none", "registered_at": entry["registered_at"],
+    }
+    assert entry["image"] == BUSYBOX_IMAGE
+    host = daemon.host_record()
+    assert host["labels"] == {"zone": "a", "rack": "7"}
+    assert host["address"] == "127.0.0.1"
+    lease = int(host["lease"], 16)
+    view = daemon.etcd.view
+    assert view.lease_of(key) == lease
+    assert view.lease_of(f"{daemon.prefix}/hosts/{daemon.hostname}") == lease
+
+
+def test_stop_kill_and_destroy_remove_entries_at_once(start_daemon, containers):
+    # A TTL far longer than the waits: removal can only come from the events.
+    daemon = start_daemon("--ttl", "120")
+    names = {}
+    for how in ("stop", "kill", "destroy"):
+        c = containers.run(ports={"80/tcp": ("127.0.0.1", None)},
+                           labels={"registrator.name": f"svc-{how}"})
+        names[how] = c
+    wait_until(lambda: len(daemon.mine(containers)) == 3, message="three entries")
+    names["stop"].stop(timeout=1)
+    names["kill"].kill()
+    names["destroy"].remove(force=True)
+    wait_until(lambda: not daemon.mine(containers), message="all entries removed")
+
+
+def test_sigterm_revokes_lease_and_exits_zero(start_daemon, containers):
+    daemon = start_daemon("--ttl", "120")
+    containers.run(ports={"80/tcp": ("127.0.0.1", None)})
+    wait_until(lambda: daemon.mine(containers), message="an entry")
+    assert daemon.stop(signal.SIGTERM) == 0
+    assert daemon.etcd.view.keys(daemon.prefix + "/") == set()
+
+
+def test_keep_on_exit_leaves_entries_on_the_lease(start_daemon, containers):
+    daemon = start_daemon("--ttl", "120", "--keep-on-exit")
+    containers.run(ports={"80/tcp": ("127.0.0.1", None)})
+    wait_until(lambda: daemon.mine(containers), message="an entry")
+    lease = int(daemon.host_record()["lease"], 16)
+    assert daemon.stop(signal.SIGTERM) == 0
+    assert len(daemon.mine(containers)) == 1
+    assert daemon.etcd.view.lease_ttl(lease) > 0
