@@ -4,6 +4,7 @@ its exceptions become registrator's here."""
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ParamSpec, TypeVar
 
@@ -84,11 +85,22 @@ def container_hint(event: Mapping[str, Any]) -> tuple[str, str] | None:
 class DockerSource:
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         try:
-            kwargs = kwargs_from_env(environment=dict(environ) if environ is not None else None)
-            self._api = docker.APIClient(timeout=_API_TIMEOUT, **kwargs)
+            self._kwargs = kwargs_from_env(
+                environment=dict(environ) if environ is not None else None)
         except docker.errors.DockerException as exc:
             raise ConfigError(f"docker settings (DOCKER_HOST / DOCKER_TLS_*): {exc}") from None
-        self.base_url = str(self._api.base_url)
+        self.base_url = str(self._kwargs.get("base_url") or "unix:///var/run/docker.sock")
+        self._client: docker.APIClient | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def _api(self) -> docker.APIClient:
+        """Created on first use: the SDK asks the engine for its API version while
+        constructing the client, and an engine that is down must be retried, not fatal."""
+        with self._lock:
+            if self._client is None:
+                self._client = docker.APIClient(timeout=_API_TIMEOUT, **self._kwargs)
+            return self._client
 
     @_converted
     def ping(self) -> None:
@@ -119,4 +131,6 @@ class DockerSource:
         return EventStream(raw)
 
     def close(self) -> None:
-        self._api.close()
+        with self._lock:
+            if self._client is not None:
+                self._client.close()

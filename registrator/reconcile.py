@@ -83,12 +83,12 @@ class Reconciler:
             claimed.update(dict.fromkeys(entries, cid))
             wanted[cid] = entries
         stored = {kv.key: kv for kv in self.store.get_prefix(self.renderer.keys.root)}
-        owned = self._owned(stored.values())
+        owned = self._owned(kv for kv in stored.values() if kv.key not in claimed)
         puts: dict[str, str] = {}
         for entries in wanted.values():
             for key, service in entries.items():
                 # Keep the first registration time across resyncs and daemon restarts.
-                stamp = (self._registered_at.get(key) or owned.get(key, (None, ""))[1]
+                stamp = (self._registered_at.get(key) or _stamp_of(stored.get(key))
                          or self.clock())
                 self._registered_at[key] = stamp
                 for k, v in self.renderer.render(service, stamp).items():
@@ -160,6 +160,16 @@ class Reconciler:
         if entries:
             self._by_container[cid] = entries
             self._owner.update(dict.fromkeys(entries, cid))
+
+
+def _stamp_of(current: KeyValue | None) -> str:
+    """registered_at of a stored entry we are about to keep, if it is readable."""
+    if current is None:
+        return ""
+    try:
+        return parse_entry(current.value)[1]
+    except ValueError:
+        return ""
 
 
 def _same(current: KeyValue | None, value: str, lease: int) -> bool:

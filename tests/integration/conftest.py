@@ -56,8 +56,9 @@ def start_daemon(etcd: EtcdServer, tmp_path: Path) -> Iterator[Callable[..., Dae
     hostname = f"host-{uuid.uuid4().hex[:6]}"
 
     def start(*args: str, prefix: str = prefix, hostname: str = hostname,
-              server: EtcdServer = etcd, ready: bool = True) -> Daemon:
-        daemon = Daemon(server, prefix, hostname, tmp_path, list(args))
+              server: EtcdServer = etcd, ready: bool = True,
+              env: dict[str, str] | None = None) -> Daemon:
+        daemon = Daemon(server, prefix, hostname, tmp_path, list(args), env)
         started.append(daemon)
         return daemon.wait_ready() if ready else daemon
 

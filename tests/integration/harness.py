@@ -62,10 +62,9 @@ class EtcdServer:
                           "--advertise-client-urls http://127.0.0.1:2379")
             .with_kwargs(labels={TEST_LABEL: "etcd"})
         )
-        if host_port is None:
-            self.container.with_exposed_ports(2379)
-        else:
-            self.container.with_bind_ports(2379, ("127.0.0.1", host_port))
+        # Published on loopback only (None: a random free port); testcontainers' own
+        # helpers would bind every interface.
+        self.container.ports = {"2379/tcp": ("127.0.0.1", host_port)}
         self._host_port = host_port
         self.port = 0
 
@@ -110,7 +109,14 @@ class EtcdView:
         return {m.key.decode("utf-8", "replace") for _, m in self.client.get_all()}
 
     def services(self, prefix: str) -> dict[str, dict[str, Any]]:
-        return {k: json.loads(v) for k, v in self.items(prefix + "/services/").items()}
+        """Readable entries; tests that plant junk values read those with items()."""
+        out = {}
+        for key, value in self.items(prefix + "/services/").items():
+            try:
+                out[key] = json.loads(value)
+            except ValueError:
+                continue
+        return out
 
     def put(self, key: str, value: str) -> None:
         self.client.put(key, value)
@@ -129,15 +135,16 @@ class Daemon:
     """`registrator run` as a real subprocess, its log in a file."""
 
     def __init__(self, etcd: EtcdServer, prefix: str, hostname: str, log_dir: Path,
-                 args: list[str]) -> None:
+                 args: list[str], env: dict[str, str] | None = None) -> None:
         self.etcd, self.prefix, self.hostname = etcd, prefix, hostname
         self.log_path = log_dir / f"daemon-{uuid.uuid4().hex[:6]}.log"
         cmd = [sys.executable, "-m", "registrator", "run",
                "--etcd-endpoints", etcd.endpoint, "--prefix", prefix,
                "--hostname", hostname, "--ip", "127.0.0.1", "--log-level", "debug", *args]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRATOR_")}
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRATOR_")}
         self._log = self.log_path.open("w")
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env={**full_env, **(env or {})})
 
     def log_events(self) -> list[dict[str, Any]]:
         out = []

@@ -1,0 +1,124 @@
+"""Lifecycle under restarts and outages (SPEC §5)."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+from harness import EtcdServer, free_port, wait_until
+
+LOCAL = ("127.0.0.1", None)
+
+
+def ids(entries):
+    return {v["container_id"] for v in entries.values()}
+
+
+def test_startup_registers_containers_already_running(start_daemon, containers):
+    running = [containers.run(ports={"80/tcp": LOCAL}) for _ in range(3)]
+    daemon = start_daemon()
+    wait_until(lambda: ids(daemon.mine(containers)) == {c.id for c in running},
+               message="all three registered by the startup reconcile")
+
+
+def test_restart_after_kill9_cleans_leftovers_at_once(start_daemon, containers):
+    # TTL far beyond the test's waits: only the takeover can remove the leftovers.
+    first = start_daemon("--ttl", "300")
+    keep = containers.run(ports={"80/tcp": LOCAL})
+    gone = containers.run(ports={"80/tcp": LOCAL})
+    wait_until(lambda: ids(first.mine(containers)) == {keep.id, gone.id}, message="both")
+    old_lease = int(first.host_record()["lease"], 16)
+    first.kill()
+    gone.stop(timeout=1)
+    second = start_daemon("--ttl", "300")
+    wait_until(lambda: ids(second.mine(containers)) == {keep.id},
+               message="the stopped container's entry removed by the new run")
+    new_lease = int(second.host_record()["lease"], 16)
+    assert new_lease != old_lease
+    view = second.etcd.view
+    assert all(view.lease_of(k) == new_lease for k in second.mine(containers))
+    wait_until(lambda: view.lease_ttl(old_lease) == -1, message="old lease revoked")
+
+
+@pytest.mark.slow
+def test_entries_expire_after_kill9(start_daemon, containers):
+    daemon = start_daemon("--ttl", "3")
+    containers.run(ports={"80/tcp": LOCAL})
+    wait_until(lambda: daemon.mine(containers), message="an entry")
+    daemon.kill()
+    wait_until(lambda: not daemon.etcd.view.keys(daemon.prefix + "/"), timeout=15,
+               message="every key of the host to expire with the lease")
+
+
+@pytest.mark.slow
+def test_lease_loss_rewrites_everything_on_a_new_lease(start_daemon, containers):
+    daemon = start_daemon("--ttl", "3")
+    stays = containers.run(ports={"80/tcp": LOCAL})
+    leaves = containers.run(ports={"80/tcp": LOCAL})
+    wait_until(lambda: ids(daemon.mine(containers)) == {stays.id, leaves.id}, message="both")
+    old_lease = int(daemon.host_record()["lease"], 16)
+    daemon.send(signal.SIGSTOP)  # cut off past the TTL: etcd expires the lease
+    try:
+        wait_until(lambda: not daemon.etcd.view.keys(daemon.prefix + "/"), timeout=15,
+                   message="the lease to expire")
+        leaves.stop(timeout=1)
+        arrives = containers.run(ports={"80/tcp": LOCAL})
+    finally:
+        daemon.send(signal.SIGCONT)
+    wait_until(lambda: ids(daemon.mine(containers)) == {stays.id, arrives.id},
+               message="entries back, matching what runs now")
+    record = wait_until(daemon.host_record, message="host record back")
+    new_lease = int(record["lease"], 16)
+    assert new_lease != old_lease
+    assert all(daemon.etcd.view.lease_of(k) == new_lease for k in daemon.mine(containers))
+
+
+def test_resync_repairs_deleted_and_corrupted_entries(start_daemon, containers):
+    daemon = start_daemon("--resync", "500ms")
+    view = daemon.etcd.view
+    a = containers.run(ports={"80/tcp": LOCAL}, labels={"registrator.name": "a"})
+    b = containers.run(ports={"80/tcp": LOCAL}, labels={"registrator.name": "b"})
+    entries = wait_until(lambda: (e := daemon.mine(containers)) and len(e) == 2 and e,
+                         message="two entries")
+    key_a = next(k for k, v in entries.items() if v["container_id"] == a.id)
+    key_b = next(k for k, v in entries.items() if v["container_id"] == b.id)
+    other_host = f"{daemon.prefix}/services/a/elsewhere:x:80"
+    foreign = json.dumps({**entries[key_a], "host": "elsewhere", "id": "elsewhere:x:80",
+                          "container_id": "f" * 64})
+    junk = f"{daemon.prefix}/services/junk/entry"
+    view.put(other_host, foreign)
+    view.put(junk, "not json")
+    view.delete(key_a)
+    view.put(key_b, "{\"wrong\": \"shape\"}")
+    wait_until(lambda: daemon.mine(containers) == entries, message="both entries repaired")
+    assert view.items(other_host)[other_host].decode() == foreign  # another host's: untouched
+    assert view.items(junk)[junk] == b"not json"
+    warned = wait_until(lambda: daemon.logged("unreadable store entry left alone", key=junk),
+                        message="a warning about the junk value")
+    assert len(warned) == 1  # once, not on every resync
+
+
+def test_store_unreachable_at_start_is_retried(start_daemon, containers, tmp_path):
+    port = free_port()
+    server = EtcdServer(host_port=port)
+    server.port = port
+    daemon = start_daemon(server=server, ready=False)
+    wait_until(lambda: daemon.logged("store failed; retrying"), message="a retry log line")
+    assert daemon.proc.poll() is None
+    c = containers.run(ports={"80/tcp": LOCAL})
+    server.start()
+    try:
+        daemon.wait_ready()
+        wait_until(lambda: c.id in ids(daemon.mine(containers)), message="registered")
+        assert not [e for e in daemon.log_events() if "Traceback" in json.dumps(e)]
+    finally:
+        daemon.kill()
+        server.stop()
+
+
+def test_docker_unreachable_at_start_is_retried_and_sigterm_exits_zero(start_daemon):
+    daemon = start_daemon(ready=False, env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    wait_until(lambda: daemon.logged("docker failed; retrying"), message="a retry log line")
+    assert daemon.stop(signal.SIGTERM) == 0
+    assert "Traceback" not in daemon.log_path.read_text()
