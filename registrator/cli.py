@@ -6,8 +6,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import click
 
@@ -17,7 +17,10 @@ from registrator.errors import ConfigError
 ENV = {"auto_envvar_prefix": "REGISTRATOR", "show_default": True}
 
 
-def _option(*decls: str, **kwargs: Any) -> Any:
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _option(*decls: str, **kwargs: Any) -> Callable[[F], F]:
     return click.option(*decls, show_envvar=True, **kwargs)
 
 

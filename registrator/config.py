@@ -177,9 +177,10 @@ def build_config(  # noqa: PLR0913 - one argument per flag, by design
     if network is not None and (problem := segment_problem(network)) is not None:
         raise ConfigError(f"--network {network!r} {problem}")
     password = read_secret_file(etcd_password_file, "--etcd-password-file") or etcd_password
-    etcd = _etcd_settings(endpoints, etcd_cacert, etcd_cert, etcd_key, etcd_user, password)
+    etcd = _etcd_settings(endpoints, etcd_cacert, etcd_cert, etcd_key, etcd_user, password,
+                          parse_duration(etcd_timeout, "--etcd-timeout"))
     return Config(
-        etcd=EtcdSettings(**{**etcd, "timeout": parse_duration(etcd_timeout, "--etcd-timeout")}),
+        etcd=etcd,
         prefix=normalize_prefix(prefix),
         ttl=ttl_seconds,
         resync=parse_duration(resync, "--resync"),
@@ -201,8 +202,8 @@ def build_config(  # noqa: PLR0913 - one argument per flag, by design
 
 def _etcd_settings(  # noqa: PLR0913
     endpoints: tuple[EtcdEndpoint, ...], cacert: str | None, cert: str | None,
-    key: str | None, user: str | None, password: str | None,
-) -> dict[str, object]:
+    key: str | None, user: str | None, password: str | None, timeout: float,
+) -> EtcdSettings:
     for flag, path in (("--etcd-cacert", cacert), ("--etcd-cert", cert), ("--etcd-key", key)):
         if path and not Path(path).is_file():
             raise ConfigError(f"{flag} {path!r}: no such file")
@@ -218,5 +219,5 @@ def _etcd_settings(  # noqa: PLR0913
         # gRPC refuses to send the auth token over a plaintext channel.
         raise ConfigError("etcd password auth needs https:// endpoints (gRPC will not send "
                           "credentials over plaintext)")
-    return {"endpoints": endpoints, "cacert": cacert, "cert": cert, "key": key,
-            "user": user, "password": password}
+    return EtcdSettings(endpoints=endpoints, cacert=cacert, cert=cert, key=key, user=user,
+                        password=password, timeout=timeout)

@@ -231,6 +231,9 @@ class Daemon:
             "labels": dict(self.cfg.host_labels),
         }, sort_keys=True)
 
+    def _sleep(self, seconds: float) -> None:
+        self.stop.wait(seconds)  # SIGTERM is never stuck behind a backoff
+
     def _retry(self, what: str, func: Callable[[], T],
                retry_on: type[BaseException] = RegistratorError) -> T:
         """Call `func` until it works, with backoff, logging each failed attempt; raises
@@ -249,7 +252,7 @@ class Daemon:
             retry=tenacity.retry_if_exception_type(retry_on),
             wait=_backoff,
             stop=lambda _state: self.stop.is_set(),
-            sleep=self.stop.wait,
+            sleep=self._sleep,
             before_sleep=log_attempt,
             reraise=True,
         )

@@ -235,12 +235,12 @@ def _service(  # noqa: PLR0913 - the parts of one entry, all needed
 ) -> Service | None:
     port, suffix = ep.port, f"-{ep.port[0]}"
     found = labels.lookup(port, "name")
-    name, name_label, per_port = found if found else (default_name(c, cname), "-", False)
+    name, name_label, per_port = found or (default_name(c, cname), "-", False)
     if multi and not per_port:
         name += suffix
     default_id = f"{policy.hostname}:{cname}:{port[0]}" + (":udp" if port[1] == "udp" else "")
     found = labels.lookup(port, "id")
-    sid, id_label, per_port = found if found else (default_id, "-", True)
+    sid, id_label, per_port = found or (default_id, "-", True)
     if multi and not per_port:
         sid += f":{port[0]}" + (":udp" if port[1] == "udp" else "")
     for value, label, what in ((name, name_label, "name"), (sid, id_label, "id")):

@@ -4,30 +4,33 @@ can land outside the configured prefix whatever a label or the store contains.""
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 
 from registrator.errors import ConfigError, InvalidKeyError
 
 MAX_SEGMENT_BYTES = 255
 
 
+def _has_control(value: str) -> bool:
+    return any(unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") for ch in value)
+
+
+# (test, problem): the first test a value fails names its problem.
+_RULES: tuple[tuple[Callable[[str], bool], str], ...] = (
+    (lambda v: not v, "is empty"),
+    (lambda v: len(v.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES,
+     f"is longer than {MAX_SEGMENT_BYTES} bytes"),
+    (lambda v: "/" in v, "contains '/'"),
+    (lambda v: ".." in v, "contains '..'"),
+    (lambda v: v == ".", "is '.'"),
+    (_has_control, "contains a control character"),
+    (lambda v: v != v.strip(), "has leading or trailing white space"),
+)
+
+
 def segment_problem(value: str) -> str | None:
     """Why `value` cannot be one path segment of a key, or None when it can."""
-    if not value:
-        return "is empty"
-    if len(value.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES:
-        return f"is longer than {MAX_SEGMENT_BYTES} bytes"
-    if "/" in value:
-        return "contains '/'"
-    if ".." in value:
-        return "contains '..'"
-    if value == ".":
-        return "is '.'"
-    for ch in value:
-        if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp"):
-            return f"contains control character {ch!r}"
-    if value != value.strip():
-        return "has leading or trailing white space"
-    return None
+    return next((problem for test, problem in _RULES if test(value)), None)
 
 
 def check_segment(value: str, what: str) -> str:

@@ -54,10 +54,8 @@ def parse_entry(raw: bytes) -> tuple[Service, str]:
     """(service, registered_at) from a stored primary value; ValueError when unreadable."""
     try:
         record = json.loads(raw)
-        if not isinstance(record, dict):
-            raise TypeError("not a JSON object")
-        registered_at = record.get("registered_at", "")
-        return Service.from_record(record), registered_at if isinstance(
-            registered_at, str) else ""
-    except (ValueError, TypeError, KeyError) as exc:
+        service = Service.from_record(record)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise ValueError(f"unreadable entry: {exc!r}"[:200]) from None
+    registered_at = record.get("registered_at", "")
+    return service, registered_at if isinstance(registered_at, str) else ""

@@ -74,32 +74,12 @@ class Reconciler:
     # -- startup, resync, lease recovery ----------------------------------------------------
     def full(self) -> None:
         """Compare everything this host should have with everything the store holds."""
-        wanted: dict[str, Entries] = {}
-        claimed: dict[str, str] = {}
-        for cid in sorted(self.docker.running_ids()):
-            entries = self._desired(cid)
-            for key in [k for k in entries if k in claimed]:
-                self._conflict(key, entries.pop(key), claimed[key])
-            claimed.update(dict.fromkeys(entries, cid))
-            wanted[cid] = entries
+        wanted, claimed = self._desired_all()
         stored = {kv.key: kv for kv in self.store.get_prefix(self.renderer.keys.root)}
+        puts = self._missing(wanted, stored)
         owned = self._owned(kv for kv in stored.values() if kv.key not in claimed)
-        puts: dict[str, str] = {}
-        for entries in wanted.values():
-            for key, service in entries.items():
-                # Keep the first registration time across resyncs and daemon restarts.
-                stamp = (self._registered_at.get(key) or _stamp_of(stored.get(key))
-                         or self.clock())
-                self._registered_at[key] = stamp
-                for k, v in self.renderer.render(service, stamp).items():
-                    if not _same(stored.get(k), v, self.lease):
-                        puts[k] = v
         deletes = [k for key, (service, _) in owned.items() if key not in claimed
                    for k in self.renderer.owned_keys(service)]
-        host_key = self.renderer.keys.host(self.policy.hostname)
-        record = self.host_record(self.lease)
-        if not _same(stored.get(host_key), record, self.lease):
-            puts[host_key] = record
         self.store.apply(list(puts.items()), deletes, self.lease)
         if puts or deletes:
             log.info("reconciled", written=len(puts), deleted=len(deletes),
@@ -110,6 +90,37 @@ class Reconciler:
             del self._warned[cid]
         for cid, entries in wanted.items():
             self._commit(cid, entries)
+
+    def _desired_all(self) -> tuple[dict[str, Entries], dict[str, str]]:
+        """Entries per running container, and which container claims each key (two
+        containers asking for one key: the first by id keeps it, the other is warned)."""
+        wanted: dict[str, Entries] = {}
+        claimed: dict[str, str] = {}
+        for cid in sorted(self.docker.running_ids()):
+            entries = self._desired(cid)
+            for key in [k for k in entries if k in claimed]:
+                self._conflict(key, entries.pop(key), claimed[key])
+            claimed.update(dict.fromkeys(entries, cid))
+            wanted[cid] = entries
+        return wanted, claimed
+
+    def _missing(self, wanted: dict[str, Entries], stored: dict[str, KeyValue]) -> dict[str, str]:
+        """Keys (ours and the host record) that are absent, differ, or sit on another lease."""
+        puts: dict[str, str] = {}
+        for entries in wanted.values():
+            for key, service in entries.items():
+                # Keep the first registration time across resyncs and daemon restarts.
+                stamp = (self._registered_at.get(key) or _stamp_of(stored.get(key))
+                         or self.clock())
+                self._registered_at[key] = stamp
+                rendered = self.renderer.render(service, stamp)
+                puts.update({k: v for k, v in rendered.items()
+                             if not _same(stored.get(k), v, self.lease)})
+        host_key = self.renderer.keys.host(self.policy.hostname)
+        record = self.host_record(self.lease)
+        if not _same(stored.get(host_key), record, self.lease):
+            puts[host_key] = record
+        return puts
 
     # -- helpers ----------------------------------------------------------------------------
     def _desired(self, cid: str) -> Entries:
