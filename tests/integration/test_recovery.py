@@ -90,7 +90,7 @@ def test_resync_repairs_deleted_and_corrupted_entries(start_daemon, containers):
     view.put(other_host, foreign)
     view.put(junk, "not json")
     view.delete(key_a)
-    view.put(key_b, "{\"wrong\": \"shape\"}")
+    view.put(key_b, '{"wrong": "shape"}')
     wait_until(lambda: daemon.mine(containers) == entries, message="both entries repaired")
     assert view.items(other_host)[other_host].decode() == foreign  # another host's: untouched
     assert view.items(junk)[junk] == b"not json"
