@@ -62,3 +62,44 @@ def test_keep_on_exit_leaves_entries_on_the_lease(start_daemon, containers):
     assert daemon.stop(signal.SIGTERM) == 0
     assert len(daemon.mine(containers)) == 1
     assert daemon.etcd.view.lease_ttl(lease) > 0
+
+
+def test_pause_removes_and_unpause_restores(start_daemon, containers):
+    daemon = start_daemon()
+    c = containers.run(ports={"80/tcp": ("127.0.0.1", None)})
+    wait_until(lambda: daemon.mine(containers), message="an entry")
+    c.pause()
+    wait_until(lambda: not daemon.mine(containers), message="entry removed on pause")
+    c.unpause()
+    wait_until(lambda: daemon.mine(containers), message="entry back on unpause")
+
+
+HEALTH = {"test": ["CMD-SHELL", "test -f /tmp/ok"], "interval": 300_000_000,
+          "timeout": 1_000_000_000, "retries": 1}
+
+
+def test_docker_healthcheck_gates_registration(start_daemon, containers):
+    daemon = start_daemon()
+    c = containers.run(ports={"80/tcp": ("127.0.0.1", None)}, healthcheck=HEALTH)
+    # A witness started later proves the unhealthy one was looked at and left out.
+    witness = containers.run(ports={"80/tcp": ("127.0.0.1", None)})
+    wait_until(lambda: {v["container_id"] for v in daemon.mine(containers).values()}
+               == {witness.id}, message="only the witness")
+    c.exec_run("touch /tmp/ok")
+    entry = wait_until(lambda: next((v for v in daemon.mine(containers).values()
+                                     if v["container_id"] == c.id), None),
+                       message="registered once healthy")
+    assert entry["health"] == "healthy"
+    c.exec_run("rm /tmp/ok")
+    wait_until(lambda: c.id not in {v["container_id"] for v in daemon.mine(containers).values()},
+               message="removed once unhealthy")
+
+
+def test_register_unhealthy_keeps_entry_with_its_health(start_daemon, containers):
+    daemon = start_daemon("--register-unhealthy")
+    c = containers.run(ports={"80/tcp": ("127.0.0.1", None)}, healthcheck=HEALTH)
+    wait_until(lambda: daemon.mine(containers), message="registered while starting")
+    entry = wait_until(lambda: next((v for v in daemon.mine(containers).values()
+                                     if v["health"] == "unhealthy"), None),
+                       message="entry carrying health=unhealthy")
+    assert entry["container_id"] == c.id
