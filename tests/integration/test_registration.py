@@ -154,3 +154,23 @@ def test_bad_labels_warn_once_and_skip_only_that_service(start_daemon, container
     warnings = daemon.logged("bad label", container=bad.name, label="registrator.80.name")
     assert len(warnings) == 1
     assert "'/'" in warnings[0]["problem"]
+
+
+def test_compose_service_is_the_default_name(start_daemon, containers):
+    daemon = start_daemon()
+    containers.run(ports={"80/tcp": LOCAL},
+                   labels={"com.docker.compose.service": "frontend",
+                           "com.docker.compose.project": "shop"})
+    entry = wait_until(lambda: next(iter(daemon.mine(containers).values()), None),
+                       message="an entry")
+    assert entry["name"] == "frontend"
+
+
+def test_rename_moves_the_default_id(start_daemon, containers):
+    daemon = start_daemon()
+    c = containers.run(ports={"80/tcp": LOCAL}, labels={"registrator.name": "ren"})
+    wait_until(lambda: daemon.mine(containers), message="an entry")
+    new_name = f"renamed-{uuid.uuid4().hex[:6]}"
+    c.rename(new_name)
+    wait_until(lambda: [v["id"] for v in daemon.mine(containers).values()]
+               == [f"{daemon.hostname}:{new_name}:80"], message="the entry under its new id")
