@@ -217,7 +217,7 @@ def _etcd_settings(  # noqa: PLR0913
                           "(REGISTRATOR_ETCD_PASSWORD or --etcd-password-file)")
     if user and not all(e.secure for e in endpoints):
         # gRPC refuses to send the auth token over a plaintext channel.
-        raise ConfigError("etcd password auth needs https:// endpoints (gRPC will not send "
+        raise ConfigError("--etcd-user needs https:// --etcd-endpoints (gRPC will not send "
                           "credentials over plaintext)")
     return EtcdSettings(endpoints=endpoints, cacert=cacert, cert=cert, key=key, user=user,
                         password=password, timeout=timeout)

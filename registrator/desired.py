@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from registrator.keys import segment_problem
@@ -92,10 +92,33 @@ def _build(c: dict[str, Any], policy: Policy, cname: str, out: Desired) -> None:
         endpoints = [e for e in endpoints if e.port in named]
     endpoints = [e for e in endpoints if not _port_ignored(labels, e.port, warn)]
     multi = len(endpoints) > 1
-    for ep in endpoints:
-        service = _service(c, cname, labels, policy, ep, multi=multi, health=health, warn=warn)
-        if service is not None:
-            out.services.append(service)
+    services = [_service(c, cname, labels, policy, ep, multi=multi, health=health, warn=warn)
+                for ep in endpoints]
+    out.services.extend(_unique(labels, [s for s in services if s is not None], warn))
+    # A container-wide label is checked once per port; say what is wrong with it once.
+    out.warnings[:] = list(dict.fromkeys(out.warnings))
+
+
+def _unique(labels: LabelSet, services: list[Service], warn: Any) -> list[Service]:
+    """One key per service. A gliderlabs per-port id names a port number, so 53/tcp and
+    53/udp share it: the udp one gets ':udp', as in gliderlabs' default ids. Two ports
+    given one id on purpose: the first keeps it, the other is skipped with a warning."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for candidate in services:
+        service = candidate
+        if (service.name, service.id) in seen and service.protocol == "udp":
+            service = replace(service, id=f"{service.id}:udp")
+        key = (service.name, service.id)
+        if key in seen or segment_problem(service.id) is not None:
+            port = (service.port, service.protocol)
+            found = labels.lookup(port, "id")
+            warn(found[1] if found else "-", f"id {service.id[:64]!r} is already used by "
+                 f"another port of this container; port {port_label(port)} skipped")
+            continue
+        seen.add(key)
+        out.append(service)
+    return out
 
 
 def _wanted(labels: LabelSet, policy: Policy, warn: Any) -> bool:
@@ -147,7 +170,9 @@ def _endpoints(c: dict[str, Any], labels: LabelSet, policy: Policy, warn: Any) -
     published: dict[str, Any] = settings.get("Ports") or {}
     exposed = list((c["Config"].get("ExposedPorts") or {}).keys())
     if mode == "host":
-        ports = _label_ports(labels, warn) or _docker_ports(exposed)
+        ports = _label_ports(labels, warn)
+        if not ports and "port" not in labels.ns_wide.fields:
+            ports = _docker_ports(exposed)
         return [Endpoint(p, policy.host_ip, p[0]) for p in sorted(ports)]
     if mode.startswith("container:"):
         return []  # it shares another container's network; that one gets registered
@@ -180,7 +205,7 @@ def _docker_ports(keys: list[str]) -> set[PortKey]:
 
 
 def _label_ports(labels: LabelSet, warn: Any) -> set[PortKey]:
-    ports: set[PortKey] = set(labels.named_ports())
+    ports: set[PortKey] = labels.named_ports(gliderlabs_protocols=("tcp",))
     for item in labels.ns_wide.fields.get("port", "").split(","):
         if item.strip():
             try:
@@ -218,6 +243,11 @@ def _choose_binding(bindings: list[dict[str, str]], host_ip: str) -> tuple[str, 
     return min(candidates, key=lambda c: (ipaddress.ip_address(c[0]).version, c[1], c[0]))
 
 
+def _raw(labels: LabelSet, port: PortKey, what: str) -> str | None:
+    found = labels.lookup(port, what)
+    return found[0] if found else None
+
+
 def default_name(c: dict[str, Any], cname: str) -> str:
     compose = (c["Config"].get("Labels") or {}).get(COMPOSE_SERVICE)
     if compose:
@@ -246,8 +276,9 @@ def _service(  # noqa: PLR0913 - the parts of one entry, all needed
     for value, label, what in ((name, name_label, "name"), (sid, id_label, "id")):
         problem = segment_problem(value)
         if problem is not None:
-            warn(label, f"service {what} {value[:64]!r} {problem}; "
-                        f"port {port_label(port)} skipped")
+            raw = _raw(labels, port, what) or value  # the label as written, not suffixed
+            warn(label, f"service {what} {raw[:64]!r} {segment_problem(raw) or problem}; "
+                        "service skipped")
             return None
     found = labels.lookup(port, "tags")
     service = Service(

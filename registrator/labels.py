@@ -19,7 +19,7 @@ _WIDE_FIELDS = frozenset({"enable", "name", "id", "tags", "ignore", "port"})
 _PORT_FIELDS = frozenset({"name", "id", "tags", "ignore"})
 # gliderlabs keys with a meaning of their own; everything else becomes meta.
 _GL_RESERVED = frozenset({"name", "id", "tags", "ignore"})
-_PORT_RE = re.compile(r"^(\d{1,5})(?:/([a-z]+))?$")
+_PORT_RE = re.compile(r"^([0-9]{1,5})(?:/([a-z]+))?$")  # ASCII digits only: int() agrees
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 
@@ -105,12 +105,15 @@ class LabelSet:
             merged.update(scope.meta)
         return merged
 
-    def named_ports(self) -> set[PortKey]:
-        """Ports that carry a name of their own (gliderlabs ports count as tcp and udp)."""
+    def named_ports(self, *, gliderlabs_protocols: tuple[str, ...] = ("tcp", "udp")
+                    ) -> set[PortKey]:
+        """Ports that carry a name of their own. A gliderlabs key names a port number only:
+        it matches both protocols of a published port, but when it is what *chooses* a
+        port (host networking) it means the tcp one."""
         ports = {p for p, s in self.ns_ports.items() if "name" in s.fields}
         for number, scope in self.gl_ports.items():
             if "name" in scope.fields:
-                ports |= {(number, "tcp"), (number, "udp")}
+                ports |= {(number, proto) for proto in gliderlabs_protocols}
         return ports
 
 
@@ -169,7 +172,7 @@ def _add_namespaced(result: LabelSet, key: str, value: str) -> None:
 def _add_gliderlabs(result: LabelSet, key: str, value: str) -> None:
     lowered = key[len(GL):].lower()
     head, sep, tail = lowered.partition("_")
-    if head.isdigit() and sep and tail:
+    if head.isascii() and head.isdigit() and sep and tail:
         number = int(head)
         if not 1 <= number <= 65535:
             result.problems.append((key, f"port {number} is outside 1-65535"))

@@ -55,7 +55,8 @@ def parse_entry(raw: bytes) -> tuple[Service, str]:
     try:
         record = json.loads(raw)
         service = Service.from_record(record)
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+        # RecursionError: deeply nested JSON; a corrupt value must never break a reconcile.
         raise ValueError(f"unreadable entry: {exc!r}"[:200]) from None
     registered_at = record.get("registered_at", "")
     return service, registered_at if isinstance(registered_at, str) else ""
