@@ -37,13 +37,17 @@ T = TypeVar("T")
 _JOIN_TIMEOUT = 10.0
 
 
-def _backoff(state: tenacity.RetryCallState) -> float:
-    """Quick retries for outages (converge within ~1 s of the store coming back); slow ones
-    for errors retrying is unlikely to fix, so they are not logged in a tight loop."""
-    outcome = state.outcome
-    exc = outcome.exception() if outcome is not None else None
-    cap = 1.0 if isinstance(exc, TransientError) else 30.0
-    return float(min(cap, 0.05 * 2 ** min(state.attempt_number - 1, 20)))
+def _backoff(cap: float) -> Callable[[tenacity.RetryCallState], float]:
+    """Exponential from 50 ms up to `cap` for outages; errors that retrying is unlikely to
+    fix (permissions, bugs) back off to 30 s so they are not logged in a tight loop."""
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        outcome = state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        limit = cap if isinstance(exc, TransientError) else 30.0
+        return float(min(limit, 0.05 * 2 ** min(state.attempt_number - 1, 20)))
+
+    return wait
 
 
 class Daemon:
@@ -193,7 +197,8 @@ class Daemon:
                 raise
 
         try:
-            self._retry("reconcile", attempt, retry_on=Exception)
+            # Quick retries: the store must converge within ~1 s of an outage ending.
+            self._retry("reconcile", attempt, retry_on=Exception, max_wait=1.0, every=False)
         except _Stopped:
             return
 
@@ -235,14 +240,16 @@ class Daemon:
         self.stop.wait(seconds)  # SIGTERM is never stuck behind a backoff
 
     def _retry(self, what: str, func: Callable[[], T],
-               retry_on: type[BaseException] = RegistratorError) -> T:
-        """Call `func` until it works, with backoff, logging each failed attempt; raises
-        _Stopped when the daemon is asked to stop meanwhile."""
+               retry_on: type[BaseException] = RegistratorError, max_wait: float = 5.0,
+               every: bool = True) -> T:
+        """Call `func` until it works, with backoff, logging failed attempts (each one, or
+        with `every=False` attempts 1, 2, 4, 8... and every 30th); raises _Stopped when the
+        daemon is asked to stop meanwhile."""
 
         def log_attempt(state: tenacity.RetryCallState) -> None:
             n = state.attempt_number
-            if n & (n - 1) and n % 30:
-                return  # attempts 1, 2, 4, 8, ... and every 30th: visible but not a flood
+            if not every and n & (n - 1) and n % 30:
+                return
             exc = state.outcome.exception() if state.outcome else None
             level = log.warning if isinstance(exc, TransientError) else log.error
             level(f"{what} failed; retrying", attempt=state.attempt_number,
@@ -250,7 +257,7 @@ class Daemon:
 
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(retry_on),
-            wait=_backoff,
+            wait=_backoff(max_wait),
             stop=lambda _state: self.stop.is_set(),
             sleep=self._sleep,
             before_sleep=log_attempt,

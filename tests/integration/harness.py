@@ -4,12 +4,14 @@ apart from the daemon's store module on purpose: the tests check the store indep
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -230,3 +232,79 @@ def published_port(container: Any, port: str) -> int:
     return int(container.attrs["NetworkSettings"]["Ports"][port][0]["HostPort"])
 
 
+
+
+class Proxy:
+    """Forwards a listening socket (a unix path, or a port on 127.0.0.1) to a target. `cut()`
+    drops every connection and refuses new ones until `restore()`: a network partition
+    between the daemon and Docker or etcd, without touching either."""
+
+    def __init__(self, target: str | tuple[str, int], listen: str | None = None) -> None:
+        self.target = target
+        self.listen = listen if listen is not None else ("127.0.0.1", free_port())
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._server: socket.socket | None = None
+        self.restore()
+
+    @property
+    def port(self) -> int:
+        assert isinstance(self.listen, tuple)
+        return self.listen[1]
+
+    def _socket(self, address: str | tuple[str, int]) -> socket.socket:
+        family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
+        return socket.socket(family, socket.SOCK_STREAM)
+
+    def restore(self) -> None:
+        server = self._socket(self.listen)
+        if isinstance(self.listen, str):
+            Path(self.listen).unlink(missing_ok=True)
+        else:
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(self.listen)
+        server.listen(64)
+        self._server = server
+        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+
+    def cut(self) -> None:
+        with self._lock:
+            if self._server is not None:
+                self._server.close()
+                self._server = None
+            for conn in self._conns:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
+            self._conns.clear()
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            upstream = self._socket(self.target)
+            try:
+                upstream.connect(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            # Pass the end of stream on, and close our side: the other pump then fails its
+            # send or reads EOF and closes the other socket, so nothing is left open.
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+            src.close()

@@ -6,7 +6,7 @@ import json
 import signal
 
 import pytest
-from harness import EtcdServer, free_port, wait_until
+from harness import EtcdServer, Proxy, free_port, wait_until
 
 LOCAL = ("127.0.0.1", None)
 
@@ -122,3 +122,23 @@ def test_docker_unreachable_at_start_is_retried_and_sigterm_exits_zero(start_dae
     wait_until(lambda: daemon.logged("docker failed; retrying"), message="a retry log line")
     assert daemon.stop(signal.SIGTERM) == 0
     assert "Traceback" not in daemon.log_path.read_text()
+
+
+def test_docker_stream_broken_reconnects_and_reconciles(start_daemon, containers, tmp_path):
+    proxy = Proxy("/var/run/docker.sock", listen=str(tmp_path / "docker.sock"))
+    try:
+        daemon = start_daemon(env={"DOCKER_HOST": f"unix://{proxy.listen}"})
+        before = containers.run(ports={"80/tcp": LOCAL})
+        wait_until(lambda: ids(daemon.mine(containers)) == {before.id}, message="registered")
+        proxy.cut()
+        wait_until(lambda: daemon.logged("docker event stream broken")
+                   or daemon.logged("docker event stream ended"), message="the break noticed")
+        # Missed while cut off: only a reconcile after reconnecting can see these.
+        before.stop(timeout=1)
+        after = containers.run(ports={"80/tcp": LOCAL})
+        proxy.restore()
+        wait_until(lambda: ids(daemon.mine(containers)) == {after.id},
+                   message="the store to match after reconnecting")
+        assert daemon.logged("docker event stream reconnected; full reconcile")
+    finally:
+        proxy.cut()
