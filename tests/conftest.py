@@ -1,9 +1,82 @@
-"""Settings every test run needs, set before testcontainers is imported anywhere."""
+"""Settings every test run needs (set before testcontainers is imported anywhere), and the
+fixtures every test directory that needs dockerd and etcd shares. Tests outside tests/unit
+are marked `integration`."""
+
+from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
 
 # No image registry is reachable: the reaper image cannot be pulled, and this machine has
 # /.dockerenv, so without these testcontainers would hand out the bridge gateway address.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 os.environ.setdefault("TC_HOST", "127.0.0.1")
 os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
+
+# Imported after the environment above: testcontainers reads it on import.
+import docker
+from harness import Containers, Daemon, EtcdServer, new_prefix
+
+UNIT = Path(__file__).parent / "unit"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if UNIT not in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        if os.environ.get("CI"):
+            raise  # in CI a missing dockerd is a broken setup, not a reason to skip
+        pytest.skip(f"no Docker daemon reachable ({exc}); run scripts/setup first")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def etcd(docker_client: docker.DockerClient) -> Iterator[EtcdServer]:
+    """One etcd for the session; tests keep apart by each using a prefix of their own."""
+    server = EtcdServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def containers(docker_client: docker.DockerClient) -> Iterator[Containers]:
+    made = Containers(docker_client)
+    yield made
+    made.remove_all()
+
+
+@pytest.fixture
+def start_daemon(etcd: EtcdServer, tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
+    """Start daemons with a prefix and hostname of their own; all are killed at the end and
+    the prefix emptied."""
+    started: list[Daemon] = []
+    prefix = new_prefix()
+    hostname = f"host-{uuid.uuid4().hex[:6]}"
+
+    def start(*args: str, prefix: str = prefix, hostname: str = hostname,
+              server: EtcdServer = etcd, ready: bool = True,
+              env: dict[str, str] | None = None) -> Daemon:
+        daemon = Daemon(server, prefix, hostname, tmp_path, list(args), env)
+        started.append(daemon)
+        return daemon.wait_ready() if ready else daemon
+
+    yield start
+    for daemon in started:
+        daemon.kill()
+    try:
+        etcd.view.client.delete_prefix(prefix + "/")
+    except Exception:  # noqa: BLE001 - cleanup of a store a test may have stopped
+        return
