@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pytimeparse2
-
+from registrator import durations
 from registrator.desired import Policy
 from registrator.errors import ConfigError
 from registrator.keys import normalize_prefix, segment_problem
@@ -57,13 +56,10 @@ class Config:
 
 def parse_duration(text: str, flag: str) -> float:
     """'30', '30s', '500ms', '1m' -> seconds."""
-    value = pytimeparse2.parse(text.strip()) if text.strip() else None
-    if value is None or isinstance(value, bool):
+    value = durations.seconds(text)
+    if value is None:
         raise ConfigError(f"{flag} {text!r} is not a duration (e.g. 30, 30s, 500ms, 1m)")
-    seconds = float(value.total_seconds()) if hasattr(value, "total_seconds") else float(value)
-    if seconds < 0 or not math.isfinite(seconds):
-        raise ConfigError(f"{flag} {text!r} must not be negative")
-    return seconds
+    return value
 
 
 def parse_endpoints(text: str) -> tuple[EtcdEndpoint, ...]:

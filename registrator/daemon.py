@@ -26,6 +26,7 @@ from registrator.errors import (
     RegistratorError,
     TransientError,
 )
+from registrator.health import HealthMonitor
 from registrator.keys import KeySpace
 from registrator.layouts import Renderer
 from registrator.reconcile import Reconciler, now_iso
@@ -60,8 +61,10 @@ class Daemon:
         self.queue = WorkQueue()
         self.keys = KeySpace(config.prefix)
         self.started_at = now_iso()
+        self.health = HealthMonitor(on_change=self.queue.container)
         self.reconciler = Reconciler(store, docker, config.policy,
-                                     Renderer(self.keys, config.layouts), self._host_record)
+                                     Renderer(self.keys, config.layouts), self._host_record,
+                                     health=self.health)
         self.events_connected = False
         self.lease_alive = False
         self._old_lease: int | None = None
@@ -84,6 +87,7 @@ class Daemon:
         except _Stopped:
             return self._shutdown(threads)
         self.queue.full()
+        self.health.start()
         for target, arg in ((self._events_loop, stream), (self._worker_loop, None),
                             (self._keepalive_loop, None)):
             thread = threading.Thread(target=target, args=(arg,) if arg else (),
@@ -97,6 +101,7 @@ class Daemon:
         log.info("stopping")
         self.stop.set()
         self.queue.close()
+        self.health.stop()
         if self._stream is not None:
             self._stream.close()
         for thread in threads:

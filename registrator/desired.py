@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
+from registrator.checks import check_spec
 from registrator.keys import segment_problem
 from registrator.labels import (
     LabelSet,
@@ -287,6 +288,7 @@ def _service(  # noqa: PLR0913 - the parts of one entry, all needed
         image=str(c["Config"].get("Image") or ""),
         tags=split_tags(found[0]) if found else (),
         meta=tuple(sorted(labels.meta(port).items())), health=health,
+        check=check_spec(labels, port, warn),
     )
     size = len(json.dumps(service.to_record("")).encode())
     if size > MAX_ENTRY_BYTES:

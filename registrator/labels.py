@@ -19,6 +19,8 @@ _WIDE_FIELDS = frozenset({"enable", "name", "id", "tags", "ignore", "port"})
 _PORT_FIELDS = frozenset({"name", "id", "tags", "ignore"})
 # gliderlabs keys with a meaning of their own; everything else becomes meta.
 _GL_RESERVED = frozenset({"name", "id", "tags", "ignore"})
+CHECK_FIELDS = frozenset({"http", "http.status", "tcp", "interval", "timeout", "rise", "fall"})
+_GL_CHECKS = frozenset({"http", "tcp", "interval", "timeout"})
 _PORT_RE = re.compile(r"^([0-9]{1,5})(?:/([a-z]+))?$")  # ASCII digits only: int() agrees
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
@@ -69,6 +71,7 @@ class Scope:
 
     fields: dict[str, str] = field(default_factory=dict)
     meta: dict[str, str] = field(default_factory=dict)
+    checks: dict[str, str] = field(default_factory=dict)  # "http", "tcp", "interval", ...
 
 
 @dataclass(slots=True)
@@ -97,6 +100,15 @@ class LabelSet:
             if name in scope.fields:
                 key = prefix + (name.upper() if prefix.startswith(GL) else name)
                 return scope.fields[name], key, per_port
+        return None
+
+    def lookup_check(self, port: PortKey, name: str) -> tuple[str, str] | None:
+        """(value, label key) of the strongest setting of one health-check field."""
+        for prefix, scope, _ in self.scopes(port):
+            if name in scope.checks:
+                if prefix.startswith(GL):
+                    return scope.checks[name], f"{prefix}CHECK_{name.upper()}"
+                return scope.checks[name], f"{prefix}check.{name}"
         return None
 
     def meta(self, port: PortKey) -> dict[str, str]:
@@ -145,8 +157,6 @@ def parse_labels(labels: Mapping[str, str] | None, env: Mapping[str, str]) -> La
 def _add_namespaced(result: LabelSet, key: str, value: str) -> None:
     rest = key[len(NS):]
     head, _, tail = rest.partition(".")
-    if head == "check":
-        return  # health checks are read by the health module
     if _PORT_RE.match(head):
         try:
             port = parse_port(head)
@@ -161,8 +171,8 @@ def _add_namespaced(result: LabelSet, key: str, value: str) -> None:
         allowed = _WIDE_FIELDS
     if head == "meta" and tail:
         scope.meta[tail] = value
-    elif head == "check":
-        return
+    elif head == "check" and tail in CHECK_FIELDS:
+        scope.checks[tail] = value
     elif head in allowed and not tail:
         scope.fields[head] = value
     else:
@@ -185,5 +195,9 @@ def _add_gliderlabs(result: LabelSet, key: str, value: str) -> None:
         return
     if lowered in _GL_RESERVED:
         scope.fields[lowered] = value
-    elif not lowered.startswith("check_"):
+    elif lowered.startswith("check_"):
+        # gliderlabs' Consul-only checks (script, ttl, ...) have no meaning here.
+        if lowered[len("check_"):] in _GL_CHECKS:
+            scope.checks[lowered[len("check_"):]] = value
+    else:
         scope.meta[lowered] = value

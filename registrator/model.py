@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+from registrator.checks import CheckSpec
 
 FORMAT_VERSION = 1
 
@@ -23,6 +26,7 @@ class Service:
     tags: tuple[str, ...] = ()
     meta: tuple[tuple[str, str], ...] = ()  # sorted (key, value) pairs
     health: str = "none"  # Docker's health status, or "none" without a HEALTHCHECK
+    check: CheckSpec | None = None  # label health check; gates the entry, is not stored
 
     def to_record(self, registered_at: str) -> dict[str, object]:
         return {
@@ -56,7 +60,7 @@ class Service:
             raise TypeError("meta must be an object of strings")
         if not isinstance(port, int) or isinstance(port, bool):
             raise TypeError("port must be an integer")
-        strings = {}
+        strings: dict[str, Any] = {}
         for key in ("name", "id", "address", "protocol", "host", "container_id",
                     "container_name", "image", "health"):
             value = record[key]

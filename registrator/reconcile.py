@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import structlog
 
 from registrator.desired import Policy, desired_services
+from registrator.health import HealthMonitor
 from registrator.layouts import Renderer, parse_entry
 from registrator.model import LabelWarning, Service
 from registrator.stores.base import KeyValue, Store
@@ -33,6 +34,7 @@ class Reconciler:
     def __init__(  # noqa: PLR0913 - the collaborators, each needed
         self, store: Store, docker: ContainerSource, policy: Policy, renderer: Renderer,
         host_record: Callable[[int], str], clock: Callable[[], str] = now_iso,
+        health: HealthMonitor | None = None,
     ) -> None:
         self.store = store
         self.docker = docker
@@ -40,6 +42,7 @@ class Reconciler:
         self.renderer = renderer
         self.host_record = host_record
         self.clock = clock
+        self.health = health
         self.lease = 0
         self._by_container: dict[str, Entries] = {}
         self._owner: dict[str, str] = {}  # primary key -> container id
@@ -54,7 +57,8 @@ class Reconciler:
     # -- events ---------------------------------------------------------------------------
     def sync(self, container_ids: Iterable[str]) -> None:
         """Make the store match these containers, diffing against what we last wrote."""
-        wanted = {cid: self._desired(cid) for cid in dict.fromkeys(container_ids)}
+        wanted = {cid: self._desired(cid, self._owner.__contains__)
+                  for cid in dict.fromkeys(container_ids)}
         puts: dict[str, str] = {}
         deletes: list[str] = []
         for cid, entries in wanted.items():
@@ -74,8 +78,8 @@ class Reconciler:
     # -- startup, resync, lease recovery ----------------------------------------------------
     def full(self) -> None:
         """Compare everything this host should have with everything the store holds."""
-        wanted, claimed = self._desired_all()
         stored = {kv.key: kv for kv in self.store.get_prefix(self.renderer.keys.root)}
+        wanted, claimed = self._desired_all(stored.__contains__)
         puts = self._missing(wanted, stored)
         owned = self._owned(kv for kv in stored.values() if kv.key not in claimed)
         deletes = [k for key, (service, _) in owned.items() if key not in claimed
@@ -91,17 +95,20 @@ class Reconciler:
         for cid, entries in wanted.items():
             self._commit(cid, entries)
 
-    def _desired_all(self) -> tuple[dict[str, Entries], dict[str, str]]:
+    def _desired_all(self, registered: Callable[[str], bool],
+                     ) -> tuple[dict[str, Entries], dict[str, str]]:
         """Entries per running container, and which container claims each key (two
         containers asking for one key: the first by id keeps it, the other is warned)."""
         wanted: dict[str, Entries] = {}
         claimed: dict[str, str] = {}
         for cid in sorted(self.docker.running_ids()):
-            entries = self._desired(cid)
+            entries = self._desired(cid, registered)
             for key in [k for k in entries if k in claimed]:
                 self._conflict(key, entries.pop(key), claimed[key])
             claimed.update(dict.fromkeys(entries, cid))
             wanted[cid] = entries
+        if self.health is not None:
+            self.health.retain(set(wanted))
         return wanted, claimed
 
     def _missing(self, wanted: dict[str, Entries], stored: dict[str, KeyValue]) -> dict[str, str]:
@@ -123,10 +130,13 @@ class Reconciler:
         return puts
 
     # -- helpers ----------------------------------------------------------------------------
-    def _desired(self, cid: str) -> Entries:
+    def _desired(self, cid: str, registered: Callable[[str], bool]) -> Entries:
+        """What the container should have in the store now, health checks applied."""
         info = self.docker.inspect(cid)
         if info is None:
             self._warned.pop(cid, None)
+            if self.health is not None:
+                self.health.gate(cid, {}, registered)
             return {}
         result = desired_services(info, self.policy)
         warnings = frozenset(result.warnings)
@@ -136,7 +146,8 @@ class Reconciler:
                 log.warning("bad label", container=w.container, label=w.label,
                             problem=w.message)
         self._warned[cid] = warnings
-        return {self.renderer.primary_key(s): s for s in result.services}
+        entries = {self.renderer.primary_key(s): s for s in result.services}
+        return entries if self.health is None else self.health.gate(cid, entries, registered)
 
     def _owned(self, stored: Iterable[KeyValue]) -> dict[str, tuple[Service, str]]:
         """This host's primary entries, parsed; unreadable values are reported once each."""

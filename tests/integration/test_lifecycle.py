@@ -85,12 +85,12 @@ def test_docker_healthcheck_gates_registration(start_daemon, containers):
     witness = containers.run(ports={"80/tcp": ("127.0.0.1", None)})
     wait_until(lambda: {v["container_id"] for v in daemon.mine(containers).values()}
                == {witness.id}, message="only the witness")
-    c.exec_run("touch /tmp/ok")
+    assert c.exec_run("touch /tmp/ok").exit_code == 0
     entry = wait_until(lambda: next((v for v in daemon.mine(containers).values()
                                      if v["container_id"] == c.id), None),
                        message="registered once healthy")
     assert entry["health"] == "healthy"
-    c.exec_run("rm /tmp/ok")
+    assert c.exec_run("rm /tmp/ok").exit_code == 0
     wait_until(lambda: c.id not in {v["container_id"] for v in daemon.mine(containers).values()},
                message="removed once unhealthy")
 

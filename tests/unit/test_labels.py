@@ -251,16 +251,34 @@ def test_invalid_gliderlabs_port_is_a_problem(key):
 
 
 @pytest.mark.parametrize(
-    "key",
-    ["registrator.check.http", "registrator.check.tcp", "registrator.check.http.interval",
-     "registrator.80.check.http", "registrator.53/udp.check.tcp"],
+    ("key", "scope", "name"),
+    [("registrator.check.http", None, "http"), ("registrator.check.tcp", None, "tcp"),
+     ("registrator.check.interval", None, "interval"),
+     ("registrator.check.http.status", None, "http.status"),
+     ("registrator.80.check.http", (80, "tcp"), "http"),
+     ("registrator.53/udp.check.tcp", (53, "udp"), "tcp")],
 )
-def test_check_labels_are_skipped_silently(key):
+def test_check_labels_are_collected_not_meta(key, scope, name):
     ls = parse_labels({key: "/health"}, {})
     assert ls.problems == []
-    assert ls.ns_wide.fields == {}
-    assert ls.ns_wide.meta == {}
-    assert all(not s.fields and not s.meta for s in ls.ns_ports.values())
+    target = ls.ns_wide if scope is None else ls.ns_ports[scope]
+    assert target.checks == {name: "/health"}
+    assert not target.fields
+    assert not target.meta
+
+
+def test_gliderlabs_check_keys_are_collected_and_consul_only_ones_dropped():
+    ls = parse_labels({"SERVICE_CHECK_HTTP": "/h", "SERVICE_CHECK_SCRIPT": "x",
+                       "SERVICE_80_CHECK_INTERVAL": "5s"}, {})
+    assert ls.gl_wide.checks == {"http": "/h"}
+    assert ls.gl_ports[80].checks == {"interval": "5s"}
+    assert ls.lookup_check((80, "tcp"), "interval") == ("5s", "SERVICE_80_CHECK_INTERVAL")
+    assert ls.lookup_check((80, "tcp"), "http") == ("/h", "SERVICE_CHECK_HTTP")
+
+
+def test_unknown_check_field_is_a_problem():
+    ls = parse_labels({"registrator.check.http.interval": "5s"}, {})
+    assert [k for k, _ in ls.problems] == ["registrator.check.http.interval"]
 
 
 @pytest.mark.parametrize("labels", [None, {}], ids=["none", "empty"])
