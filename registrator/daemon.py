@@ -21,6 +21,7 @@ from registrator import __version__
 from registrator.config import Config
 from registrator.docker_source import DockerSource, EventStream
 from registrator.errors import (
+    ConfigError,
     DockerUnavailableError,
     LeaseLostError,
     RegistratorError,
@@ -29,6 +30,7 @@ from registrator.errors import (
 from registrator.health import HealthMonitor
 from registrator.keys import KeySpace
 from registrator.layouts import Renderer
+from registrator.metrics import Metrics, MetricsServer
 from registrator.reconcile import Reconciler, now_iso
 from registrator.stores.base import Store
 from registrator.workqueue import Work, WorkQueue
@@ -62,21 +64,34 @@ class Daemon:
         self.keys = KeySpace(config.prefix)
         self.started_at = now_iso()
         self.health = HealthMonitor(on_change=self.queue.container)
+        self.metrics = Metrics()
         self.reconciler = Reconciler(store, docker, config.policy,
                                      Renderer(self.keys, config.layouts), self._host_record,
-                                     health=self.health)
+                                     health=self.health, metrics=self.metrics)
         self.events_connected = False
         self.lease_alive = False
+        self.store_problem: str | None = "not connected yet"
+        self._server: MetricsServer | None = None
         self._old_lease: int | None = None
         self._stream: EventStream | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
     def run(self) -> int:
         policy = self.cfg.policy
+        threads: list[threading.Thread] = []
+        if self.cfg.metrics_addr is not None:
+            try:
+                self._server = MetricsServer(self.metrics, self.cfg.metrics_addr,
+                                             self.health_problem)
+            except OSError as exc:
+                host, port = self.cfg.metrics_addr
+                raise ConfigError(f"--metrics-addr {host}:{port}: {exc.strerror}") from None
         log.info("starting", version=__version__, hostname=policy.hostname,
                  address=policy.host_ip, prefix=self.cfg.prefix, ttl=self.cfg.ttl,
                  docker=self.docker.base_url, etcd=getattr(self.store, "describe", str)())
-        threads: list[threading.Thread] = []
+        if self._server is not None:
+            self._server.start()
+            log.info("serving /metrics and /healthz", port=self._server.port)
         try:
             self._retry("docker", self.docker.ping)
             self._retry("store", self.store.connect)
@@ -117,6 +132,8 @@ class Daemon:
             except RegistratorError as exc:
                 log.warning("could not revoke the lease; entries expire with it",
                             ttl=self.cfg.ttl, error=str(exc))
+        if self._server is not None:
+            self._server.stop()
         self.store.close()
         self.docker.close()
         log.info("stopped")
@@ -131,13 +148,15 @@ class Daemon:
                 except _Stopped:
                     return
                 log.info("docker event stream reconnected; full reconcile")
+                self.metrics.reconnects.labels("docker").inc()
                 self.queue.full()
             self._stream = stream
             self.events_connected = True
             try:
-                for container_id, action in stream:
+                for container_id, action, at in stream:
                     log.debug("docker event", container=container_id[:12], action=action)
-                    self.queue.container(container_id)
+                    self.metrics.events.labels(action).inc()
+                    self.queue.container(container_id, at)
                 if not self.stop.is_set():
                     log.warning("docker event stream ended")
             except DockerUnavailableError as exc:
@@ -172,21 +191,27 @@ class Daemon:
             if not lease:
                 continue
             try:
-                self.store.refresh_lease(lease)
+                ttl = self.store.refresh_lease(lease)
             except LeaseLostError:
                 log.warning("lease lost; a new one will carry every entry", lease=f"{lease:x}")
                 self.lease_alive = False
+                self.metrics.lease_reset()
                 self.queue.lease_lost(lease)
                 continue
             except RegistratorError as exc:
                 if not failing:
                     log.warning("lease keepalive failed; retrying", error=str(exc))
+                    self.metrics.store_errors.inc()
                 failing = True
+                self.store_problem = f"store unreachable: {exc}"
                 continue
             if failing:
                 log.info("lease keepalive working again", lease=f"{lease:x}")
+                self.metrics.reconnects.labels("store").inc()
             failing = False
+            self.store_problem = None
             self.lease_alive = True
+            self.metrics.lease_refreshed(ttl)
             wait = interval
 
     # -- work -----------------------------------------------------------------------------
@@ -197,8 +222,10 @@ class Daemon:
             except LeaseLostError:
                 work.lost_leases.add(self.reconciler.lease)
                 raise
-            except Exception:
+            except Exception as exc:
                 work.full = True  # a half-applied change is repaired by a full reconcile
+                if not isinstance(exc, DockerUnavailableError):
+                    self.metrics.store_errors.inc()
                 raise
 
         try:
@@ -211,6 +238,8 @@ class Daemon:
         if not self.reconciler.lease or self.reconciler.lease in work.lost_leases:
             self.reconciler.lease = self.store.grant_lease(self.cfg.ttl)
             self.lease_alive = True
+            self.store_problem = None
+            self.metrics.lease_refreshed(self.cfg.ttl)
             work.lost_leases.clear()
             work.full = True
             log.info("lease granted", lease=f"{self.reconciler.lease:x}", ttl=self.cfg.ttl)
@@ -219,6 +248,19 @@ class Daemon:
             self._take_over()
         else:
             self.reconciler.sync(work.containers)
+        now = time.time()
+        for at in work.event_times.values():
+            self.metrics.latency.observe(max(0.0, now - at))
+
+    def health_problem(self) -> str | None:
+        """Why this daemon is not doing its job right now, or None when it is (/healthz)."""
+        if not self.events_connected:
+            return "docker event stream not connected"
+        if self.store_problem is not None:
+            return self.store_problem
+        if not self.lease_alive:
+            return "no live lease"
+        return None
 
     def _take_over(self) -> None:
         """Revoke a crashed run's lease once our own entries are written, so every entry

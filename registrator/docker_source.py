@@ -45,7 +45,7 @@ class EventStream:
     def __init__(self, raw: Any) -> None:
         self._raw = raw
 
-    def __iter__(self) -> Iterator[tuple[str, str]]:
+    def __iter__(self) -> Iterator[tuple[str, str, float | None]]:
         try:
             for event in self._raw:
                 hint = container_hint(event)
@@ -63,8 +63,8 @@ class EventStream:
             return
 
 
-def container_hint(event: Mapping[str, Any]) -> tuple[str, str] | None:
-    """The container an event is about, and its action, or None for events we skip."""
+def container_hint(event: Mapping[str, Any]) -> tuple[str, str, float | None] | None:
+    """(container id, action, event time in s) of an event, or None for events we skip."""
     if not isinstance(event, Mapping):
         return None
     kind = event.get("Type")
@@ -79,7 +79,8 @@ def container_hint(event: Mapping[str, Any]) -> tuple[str, str] | None:
     base = action.split(":", 1)[0]
     if not cid or base not in (*CONTAINER_ACTIONS, *NETWORK_ACTIONS):
         return None
-    return str(cid), base
+    nanos = event.get("timeNano")
+    return str(cid), base, nanos / 1e9 if isinstance(nanos, int) else None
 
 
 class DockerSource:

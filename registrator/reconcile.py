@@ -13,6 +13,7 @@ import structlog
 from registrator.desired import Policy, desired_services
 from registrator.health import HealthMonitor
 from registrator.layouts import Renderer, parse_entry
+from registrator.metrics import Metrics
 from registrator.model import LabelWarning, Service
 from registrator.stores.base import KeyValue, Store
 
@@ -34,7 +35,7 @@ class Reconciler:
     def __init__(  # noqa: PLR0913 - the collaborators, each needed
         self, store: Store, docker: ContainerSource, policy: Policy, renderer: Renderer,
         host_record: Callable[[int], str], clock: Callable[[], str] = now_iso,
-        health: HealthMonitor | None = None,
+        health: HealthMonitor | None = None, metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.docker = docker
@@ -43,6 +44,8 @@ class Reconciler:
         self.host_record = host_record
         self.clock = clock
         self.health = health
+        self.metrics = metrics or Metrics()
+        self.metrics.services.set_function(lambda: len(self._owner))
         self.lease = 0
         self._by_container: dict[str, Entries] = {}
         self._owner: dict[str, str] = {}  # primary key -> container id
@@ -61,6 +64,7 @@ class Reconciler:
                   for cid in dict.fromkeys(container_ids)}
         puts: dict[str, str] = {}
         deletes: list[str] = []
+        added = removed = 0
         for cid, entries in wanted.items():
             for key in [k for k in entries if self._owner.get(k, cid) != cid]:
                 self._conflict(key, entries.pop(key), self._owner[key])
@@ -68,10 +72,14 @@ class Reconciler:
             for key, service in entries.items():
                 if old.get(key) != service:
                     puts.update(self.renderer.render(service, self._stamp(key)))
+                    added += key not in old
             for key, service in old.items():
                 if key not in entries:
                     deletes.extend(self.renderer.owned_keys(service))
+                    removed += 1
         self.store.apply(list(puts.items()), deletes, self.lease)
+        self.metrics.registrations.inc(added)
+        self.metrics.deregistrations.inc(removed)
         for cid, entries in wanted.items():
             self._commit(cid, entries)
 
@@ -85,6 +93,9 @@ class Reconciler:
         deletes = [k for key, (service, _) in owned.items() if key not in claimed
                    for k in self.renderer.owned_keys(service)]
         self.store.apply(list(puts.items()), deletes, self.lease)
+        self.metrics.registrations.inc(sum(1 for k in claimed if k not in stored))
+        self.metrics.deregistrations.inc(sum(1 for k in owned if k not in claimed))
+        self.metrics.containers.set(len(wanted))
         if puts or deletes:
             log.info("reconciled", written=len(puts), deleted=len(deletes),
                      services=len(claimed))
@@ -145,6 +156,7 @@ class Reconciler:
                             key=lambda w: (w.label, w.message)):
                 log.warning("bad label", container=w.container, label=w.label,
                             problem=w.message)
+                self.metrics.label_warnings.inc()
         self._warned[cid] = warnings
         entries = {self.renderer.primary_key(s): s for s in result.services}
         return entries if self.health is None else self.health.gate(cid, entries, registered)

@@ -14,19 +14,22 @@ class Work:
     full: bool = False
     containers: list[str] = field(default_factory=list)
     lost_leases: set[int] = field(default_factory=set)
+    # Wall-clock time (s) of the earliest event behind each container hint, for latency.
+    event_times: dict[str, float] = field(default_factory=dict)
 
 
 class WorkQueue:
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._containers: dict[str, None] = {}  # an ordered set
+        self._containers: dict[str, float | None] = {}  # ordered; earliest event time
         self._full = False
         self._lost: set[int] = set()
         self._closed = False
 
-    def container(self, container_id: str) -> None:
+    def container(self, container_id: str, event_time: float | None = None) -> None:
         with self._cond:
-            self._containers[container_id] = None
+            if self._containers.get(container_id) is None:
+                self._containers[container_id] = event_time
             self._cond.notify()
 
     def full(self) -> None:
@@ -59,6 +62,8 @@ class WorkQueue:
                 self._cond.wait(remaining)
             if self._closed:
                 return None
-            work = Work(self._full, [] if self._full else list(self._containers), self._lost)
+            times = {c: t for c, t in self._containers.items() if t is not None}
+            work = Work(self._full, [] if self._full else list(self._containers), self._lost,
+                        times)
             self._containers, self._full, self._lost = {}, False, set()
             return work

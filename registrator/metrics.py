@@ -1,0 +1,98 @@
+"""Prometheus metrics and /healthz (SPEC §7), served on --metrics-addr when given.
+
+A registry of our own (not the process-global one) so several daemons in one test process
+never share counters. /healthz answers 200 only while the Docker event stream is connected and
+the lease is alive; otherwise 503 with a one-line reason. Nothing here ever holds a secret."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+
+# Event -> store-write-acknowledged, from a few ms (the floor here) to seconds (outages).
+LATENCY_BUCKETS = (0.002, 0.004, 0.006, 0.008, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+                   5, 10)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.registrations = Counter("registrator_registrations",
+                                     "Service entries written that were not in the store",
+                                     registry=r)
+        self.deregistrations = Counter("registrator_deregistrations",
+                                       "Service entries deleted", registry=r)
+        self.events = Counter("registrator_docker_events", "Docker events received",
+                              ["action"], registry=r)
+        self.store_errors = Counter("registrator_store_errors", "Failed store operations",
+                                    registry=r)
+        self.reconnects = Counter("registrator_reconnects",
+                                  "Reconnections after a broken session", ["target"], registry=r)
+        self.lease_renewals = Counter("registrator_lease_renewals",
+                                      "Successful lease keepalives", registry=r)
+        self.label_warnings = Counter("registrator_label_warnings",
+                                      "Warnings about container labels", registry=r)
+        self.services = Gauge("registrator_services_registered",
+                              "Service entries this host has in the store", registry=r)
+        self.containers = Gauge("registrator_containers_seen",
+                                "Running containers at the last full reconcile", registry=r)
+        self.lease_ttl = Gauge("registrator_lease_ttl_remaining_seconds",
+                               "Seconds left on the lease since the last keepalive", registry=r)
+        self.latency = Histogram("registrator_event_to_store_seconds",
+                                 "Docker event time to store write acknowledged",
+                                 buckets=LATENCY_BUCKETS, registry=r)
+        self.lease_ttl.set_function(self._ttl_left)
+        self._ttl = 0.0
+        self._renewed_at = 0.0
+
+    def lease_refreshed(self, ttl: float) -> None:
+        self.lease_renewals.inc()
+        self._ttl, self._renewed_at = ttl, time.monotonic()
+
+    def lease_reset(self) -> None:
+        self._ttl = 0.0
+
+    def _ttl_left(self) -> float:
+        return max(0.0, self._ttl - (time.monotonic() - self._renewed_at)) if self._ttl else 0.0
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, *_: Any) -> None:
+        return  # scrapes every few seconds are not worth a log line each
+
+
+class MetricsServer:
+    """/metrics and /healthz on one small WSGI server in a daemon thread."""
+
+    def __init__(self, metrics: Metrics, address: tuple[str, int],
+                 health: Callable[[], str | None]) -> None:
+        self._metrics_app = make_wsgi_app(metrics.registry)
+        self._health = health
+        self._server: WSGIServer = make_server(address[0], address[1], self._app,
+                                               handler_class=_QuietHandler)
+        self.port = self._server.server_port
+        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/healthz":
+            problem = self._health()
+            status = "200 OK" if problem is None else "503 Service Unavailable"
+            body = (problem or "ok").encode() + b"\n"
+            start_response(status, [("Content-Type", "text/plain; charset=utf-8"),
+                                    ("Content-Length", str(len(body)))])
+            return [body]
+        return self._metrics_app(environ, start_response)  # type: ignore[no-any-return]
