@@ -42,7 +42,9 @@ def cli() -> None:
 @_option("--network", default=None, help="With --internal: the Docker network to use.")
 @_option("--explicit", is_flag=True, help="Only register containers that opt in by label.")
 @_option("--register-unhealthy", is_flag=True, help="Register containers whatever their health.")
-@_option("--layout", multiple=True, help="Extra key layout (gliderlabs); may repeat.")
+@_option("--layout", multiple=True,
+         help="Extra key layout (gliderlabs, skydns, etcd-naming); may repeat.")
+@_option("--skydns-domain", default="skydns.local", help="Domain of --layout skydns records.")
 @_option("--host-label", multiple=True, help="key=value for this host's record; may repeat.")
 @_option("--keep-on-exit", is_flag=True, help="Do not revoke the lease on SIGTERM.")
 @_option("--metrics-addr", default=None, help="host:port for /metrics and /healthz.")

@@ -14,8 +14,9 @@ from registrator import durations
 from registrator.desired import Policy
 from registrator.errors import ConfigError
 from registrator.keys import normalize_prefix, segment_problem
+from registrator.layouts import DNS_LABEL
 
-LAYOUTS = ("gliderlabs",)
+LAYOUTS = ("gliderlabs", "skydns", "etcd-naming")
 MIN_TTL = 2
 
 
@@ -48,6 +49,7 @@ class Config:
     resync: float
     policy: Policy
     layouts: tuple[str, ...] = ()
+    skydns_domain: str = "skydns.local"
     host_labels: tuple[tuple[str, str], ...] = ()
     keep_on_exit: bool = False
     metrics_addr: tuple[str, int] | None = None
@@ -80,6 +82,14 @@ def parse_endpoints(text: str) -> tuple[EtcdEndpoint, ...]:
     if not out:
         raise ConfigError("--etcd-endpoints is empty")
     return tuple(out)
+
+
+def parse_domain(text: str) -> str:
+    domain = text.strip().strip(".").lower()
+    labels = domain.split(".")
+    if not domain or not all(DNS_LABEL.match(label) for label in labels):
+        raise ConfigError(f"--skydns-domain {text!r} is not a DNS domain (e.g. skydns.local)")
+    return domain
 
 
 def parse_host_labels(items: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
@@ -148,6 +158,7 @@ def build_config(  # noqa: PLR0913 - one argument per flag, by design
     explicit: bool = False,
     register_unhealthy: bool = False,
     layout: tuple[str, ...] = (),
+    skydns_domain: str = "skydns.local",
     host_label: tuple[str, ...] = (),
     keep_on_exit: bool = False,
     metrics_addr: str | None = None,
@@ -189,6 +200,7 @@ def build_config(  # noqa: PLR0913 - one argument per flag, by design
             register_unhealthy=register_unhealthy,
         ),
         layouts=tuple(dict.fromkeys(layout)),
+        skydns_domain=parse_domain(skydns_domain),
         host_labels=parse_host_labels(host_label),
         keep_on_exit=keep_on_exit,
         metrics_addr=parse_metrics_addr(metrics_addr),

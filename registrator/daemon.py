@@ -66,7 +66,8 @@ class Daemon:
         self.health = HealthMonitor(on_change=self.queue.container)
         self.metrics = Metrics()
         self.reconciler = Reconciler(store, docker, config.policy,
-                                     Renderer(self.keys, config.layouts), self._host_record,
+                                     Renderer(self.keys, config.layouts,
+                                              config.skydns_domain), self._host_record,
                                      health=self.health, metrics=self.metrics)
         self.events_connected = False
         self.lease_alive = False

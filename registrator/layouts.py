@@ -3,8 +3,10 @@ layout (`--layout`). Parsing stored entries back lives here too, so both directi
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -12,9 +14,10 @@ from registrator.errors import InvalidKeyError
 from registrator.keys import KeySpace
 from registrator.model import Service
 
-# Top-level names the primary layout uses; a gliderlabs key <prefix>/<name>/... with one of
+# Top-level names the other layouts use; a gliderlabs key <prefix>/<name>/... with one of
 # these names would land inside them.
-RESERVED_NAMES = frozenset({"services", "hosts", "config"})
+RESERVED_NAMES = frozenset({"services", "hosts", "config", "skydns", "naming"})
+DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 def host_port(address: str, port: int) -> str:
@@ -29,6 +32,7 @@ def host_port(address: str, port: int) -> str:
 class Renderer:
     keys: KeySpace
     layouts: Sequence[str] = ()
+    skydns_domain: str = "skydns.local"
 
     def primary_key(self, service: Service) -> str:
         return self.keys.service(service.name, service.id)
@@ -37,9 +41,22 @@ class Renderer:
         """Every key/value the service owns. Raises InvalidKeyError for unsafe segments."""
         record = service.to_record(registered_at)
         out = {self.primary_key(service): json.dumps(record, sort_keys=True)}
+        address = host_port(service.address, service.port)
         if "gliderlabs" in self.layouts and service.name not in RESERVED_NAMES:
-            out[self.keys.child(service.name, service.id)] = host_port(service.address,
-                                                                       service.port)
+            # What gliderlabs/registrator's etcd backend wrote.
+            out[self.keys.child(service.name, service.id)] = address
+        if "skydns" in self.layouts and DNS_LABEL.match(service.name):
+            # CoreDNS etcd plugin (`etcd <domain> { path <prefix>/skydns }`): one record per
+            # instance under the reversed domain; the leaf must be a DNS label, so a hash.
+            leaf = hashlib.sha256(service.id.encode()).hexdigest()[:16]
+            domain = reversed(self.skydns_domain.split("."))
+            out[self.keys.child("skydns", *domain, service.name, leaf)] = json.dumps(
+                {"host": service.address, "port": service.port})
+        if "etcd-naming" in self.layouts:
+            # etcd's gRPC naming resolver: <target>/<addr> -> endpoint JSON ("Op" for 3.4's
+            # naming.Update, "Addr"/"Metadata" for 3.5's endpoints.Endpoint).
+            out[self.keys.child("naming", service.name, address)] = json.dumps(
+                {"Op": 0, "Addr": address, "Metadata": None})
         return out
 
     def owned_keys(self, service: Service) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -174,3 +175,20 @@ def test_rename_moves_the_default_id(start_daemon, containers):
     c.rename(new_name)
     wait_until(lambda: [v["id"] for v in daemon.mine(containers).values()]
                == [f"{daemon.hostname}:{new_name}:80"], message="the entry under its new id")
+
+
+def test_skydns_and_etcd_naming_layouts(start_daemon, containers):
+    daemon = start_daemon("--layout", "skydns", "--layout", "etcd-naming",
+                          "--skydns-domain", "example.local")
+    c = containers.run(ports={"80/tcp": LOCAL}, labels={"registrator.name": "dnsweb"})
+    port = published_port(c, "80/tcp")
+    view = daemon.etcd.view
+    sky = wait_until(lambda: view.items(f"{daemon.prefix}/skydns/local/example/dnsweb/"),
+                     message="a skydns record")
+    assert [json.loads(v) for v in sky.values()] == [{"host": "127.0.0.1", "port": port}]
+    naming = f"{daemon.prefix}/naming/dnsweb/127.0.0.1:{port}"
+    assert json.loads(view.items(naming)[naming])["Addr"] == f"127.0.0.1:{port}"
+    c.stop(timeout=1)
+    # Only this service's keys: other containers on the shared dockerd have records too.
+    wait_until(lambda: not view.items(f"{daemon.prefix}/skydns/local/example/dnsweb/")
+               and not view.items(f"{daemon.prefix}/naming/dnsweb/"), message="both removed")

@@ -341,3 +341,13 @@ def test_run_help_lists_the_flags(clean_env, capsys):
                  "--etcd-cert", "--etcd-key", "--etcd-user", "--etcd-password-file"):
         assert flag in out
     assert "REGISTRATOR_TTL" in out
+
+
+@pytest.mark.parametrize("domain", ["", "a..b", "under_score.local", "-x.local", "a b"])
+def test_bad_skydns_domain_names_the_flag(domain):
+    with pytest.raises(ConfigError, match="--skydns-domain"):
+        build(skydns_domain=domain)
+
+
+def test_skydns_domain_is_normalised():
+    assert build(skydns_domain="Svc.Example.ORG.").skydns_domain == "svc.example.org"

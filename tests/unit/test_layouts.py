@@ -207,3 +207,43 @@ def test_rendered_record_matches_dataclass_fields(primary):
     field_names = {f.name for f in dataclasses.fields(Service)} - {"check"}
     assert field_names <= set(record)
     assert "check" not in record
+
+
+# --- skydns and etcd-naming layouts -------------------------------------------------------
+
+
+def test_skydns_record_under_reversed_domain():
+    renderer = Renderer(KeySpace("/reg"), ("skydns",), "svc.example.org")
+    out = renderer.render(make_service(), NOW)
+    [(key, value)] = [(k, v) for k, v in out.items() if "/skydns/" in k]
+    assert key.startswith("/reg/skydns/org/example/svc/web/")
+    leaf = key.rsplit("/", 1)[1]
+    assert len(leaf) == 16
+    assert all(c in "0123456789abcdef" for c in leaf)
+    assert json.loads(value) == {"host": "192.0.2.10", "port": 8080}
+    # Two instances of one name get two records.
+    other = renderer.render(make_service(id="host2:web:80"), NOW)
+    assert {k for k in other if "/skydns/" in k} != {key}
+
+
+@pytest.mark.parametrize("name", ["Web", "web_1", "web.v2", "-web", "a" * 64])
+def test_skydns_skips_names_that_are_not_dns_labels(name):
+    out = Renderer(KeySpace("/reg"), ("skydns",)).render(make_service(name=name), NOW)
+    assert not [k for k in out if "/skydns/" in k]
+
+
+@pytest.mark.parametrize(("address", "addr"), [("192.0.2.10", "192.0.2.10:8080"),
+                                               ("2001:db8::1", "[2001:db8::1]:8080")])
+def test_etcd_naming_endpoint(address, addr):
+    out = Renderer(KeySpace("/reg"), ("etcd-naming",)).render(make_service(address=address), NOW)
+    assert json.loads(out[f"/reg/naming/web/{addr}"]) == {"Op": 0, "Addr": addr,
+                                                         "Metadata": None}
+
+
+def test_all_layouts_stay_under_the_prefix_and_owned_keys_match():
+    renderer = Renderer(KeySpace("/reg"), ("gliderlabs", "skydns", "etcd-naming"))
+    service = make_service()
+    out = renderer.render(service, NOW)
+    assert len(out) == 4
+    assert all(k.startswith("/reg/") for k in out)
+    assert sorted(renderer.owned_keys(service)) == sorted(out)
