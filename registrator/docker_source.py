@@ -4,13 +4,18 @@ its exceptions become registrator's here."""
 from __future__ import annotations
 
 import functools
+import json
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from http import HTTPStatus
 from typing import Any, ParamSpec, TypeVar
+from urllib.parse import quote, urlsplit
 
 import docker
 import docker.errors
+import requests
 import requests.exceptions
+import urllib3
 from docker.utils import kwargs_from_env
 
 from registrator.errors import ConfigError, DockerUnavailableError
@@ -33,7 +38,8 @@ def _converted(func: Callable[P, R]) -> Callable[P, R]:
             return func(*args, **kwargs)
         except docker.errors.DockerException as exc:
             raise DockerUnavailableError(f"docker: {exc}") from None
-        except (requests.exceptions.RequestException, OSError) as exc:
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
+                OSError, ValueError) as exc:
             raise DockerUnavailableError(f"docker unreachable: {exc}") from None
 
     return wrapper
@@ -92,6 +98,7 @@ class DockerSource:
             raise ConfigError(f"docker settings (DOCKER_HOST / DOCKER_TLS_*): {exc}") from None
         self.base_url = str(self._kwargs.get("base_url") or "unix:///var/run/docker.sock")
         self._client: docker.APIClient | None = None
+        self._fast: tuple[Any, str] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -100,8 +107,25 @@ class DockerSource:
         constructing the client, and an engine that is down must be retried, not fatal."""
         with self._lock:
             if self._client is None:
-                self._client = docker.APIClient(timeout=_API_TIMEOUT, **self._kwargs)
+                client = docker.APIClient(timeout=_API_TIMEOUT, **self._kwargs)
+                # A session-wide proxy lookup in the environment on every request costs
+                # ~0.5 ms on the hot path, and a Docker socket is never reached via a proxy.
+                client.trust_env = False
+                self._client = client
             return self._client
+
+    def _pool(self) -> tuple[Any, str]:
+        """The SDK's own connection pool for the engine (unix socket, TLS or ssh, as the
+        SDK set it up) and the versioned path prefix. Calling the pool directly skips the
+        requests Session machinery: ~0.5 ms of the ~1.3 ms an inspect costs through it."""
+        if self._fast is None:
+            api = self._api
+            url = api._url("/containers/json")  # noqa: SLF001 - the SDK's versioned URL
+            request = api.prepare_request(requests.Request("GET", url))
+            pool = api.get_adapter(url).get_connection_with_tls_context(
+                request, verify=api.verify, cert=api.cert)
+            self._fast = (pool, urlsplit(url).path.removesuffix("/containers/json"))
+        return self._fast
 
     @_converted
     def ping(self) -> None:
@@ -114,12 +138,23 @@ class DockerSource:
 
     @_converted
     def inspect(self, container_id: str) -> dict[str, Any] | None:
-        """The container's inspect data, or None when it no longer exists."""
-        try:
-            data = self._api.inspect_container(container_id)
-        except docker.errors.NotFound:
+        """The container's inspect data, or None when it no longer exists. The hot path:
+        every event leads here."""
+        pool, prefix = self._pool()
+        response = pool.urlopen(
+            "GET", f"{prefix}/containers/{quote(container_id, safe='')}/json",
+            headers={"Host": "docker", "Accept": "application/json"}, retries=False,
+            timeout=urllib3.Timeout(_API_TIMEOUT), preload_content=True)
+        if response.status == HTTPStatus.NOT_FOUND:
             return None
-        return dict(data)
+        if response.status != HTTPStatus.OK:
+            raise DockerUnavailableError(
+                f"docker: inspect {container_id[:12]}: HTTP {response.status}: "
+                f"{response.data[:200].decode('utf-8', 'replace')}")
+        data = json.loads(response.data)
+        if not isinstance(data, dict):
+            raise DockerUnavailableError(f"docker: inspect {container_id[:12]}: not an object")
+        return data
 
     @_converted
     def events(self) -> EventStream:
@@ -135,3 +170,5 @@ class DockerSource:
         with self._lock:
             if self._client is not None:
                 self._client.close()
+            if self._fast is not None:
+                self._fast[0].close()
