@@ -72,7 +72,8 @@ def _container_name(container: dict[str, Any]) -> str:
 
 def _build(c: dict[str, Any], policy: Policy, cname: str, out: Desired) -> None:
     state = c["State"]
-    if not state.get("Running") or state.get("Paused"):
+    # A container in a restart loop reports Running with Restarting: it is not serving.
+    if not state.get("Running") or state.get("Paused") or state.get("Restarting"):
         return
     health = (state.get("Health") or {}).get("Status") or "none"
     if health in ("starting", "unhealthy") and not policy.register_unhealthy:

@@ -820,3 +820,9 @@ def test_odd_inspect_data_never_raises(container):
 def test_gliderlabs_key_with_unicode_digit_does_not_drop_the_container():
     result = run(make_container(labels={"SERVICE_²_NAME": "x"}, ports={"80/tcp": [binding(80)]}))
     assert [(s.name, s.port) for s in result.services] == [("nginx", 80)]
+
+
+def test_restarting_container_is_not_registered():
+    c = make_container(ports={"80/tcp": [binding(8080)]})
+    c["State"]["Restarting"] = True
+    assert run(c).services == []
