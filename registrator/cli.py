@@ -77,6 +77,33 @@ def run(**flags: Any) -> None:
     sys.exit(code)
 
 
+@cli.command(context_settings=ENV)
+@_option("--metrics-addr", default=None, help="Where the daemon serves /healthz.")
+@_option("--timeout", default=3.0, type=float, help="Seconds to wait for an answer.")
+def healthcheck(metrics_addr: str | None, timeout: float) -> None:
+    """Exit 0 when the daemon's /healthz answers ok, 1 otherwise (a container HEALTHCHECK)."""
+    import urllib.error
+    import urllib.request
+
+    from registrator.config import parse_metrics_addr
+
+    address = parse_metrics_addr(metrics_addr)
+    if address is None:
+        raise ConfigError("--metrics-addr (REGISTRATOR_METRICS_ADDR) is not set")
+    host, port = address
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            click.echo(response.read().decode().strip())
+    except urllib.error.HTTPError as exc:
+        click.echo(exc.read().decode(errors="replace").strip(), err=True)
+        sys.exit(1)
+    except OSError as exc:
+        click.echo(f"unhealthy: {url}: {exc}", err=True)
+        sys.exit(1)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     try:
         code = cli.main(args=argv, prog_name="registrator", standalone_mode=False)
