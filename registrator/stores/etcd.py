@@ -31,6 +31,9 @@ _GRPC_OPTIONS = [
     ("grpc.max_reconnect_backoff_ms", 1000),
     ("grpc.keepalive_time_ms", 10_000),
     ("grpc.keepalive_timeout_ms", 5_000),
+    # A full reconcile reads the whole prefix in one range: gRPC's 4 MiB default would cap
+    # a cluster at a few thousand entries.
+    ("grpc.max_receive_message_length", 256 * 1024 * 1024),
 ]
 _UNAVAILABLE = (
     etcd_exc.ConnectionFailedError,
@@ -47,23 +50,41 @@ def _converted(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailableError(f"etcd unreachable: {exc}") from None
-        except ValueError as exc:  # 'Trying to use a failed node'
-            raise StoreUnavailableError(f"etcd unreachable: {exc}") from None
-        except grpc.RpcError as exc:
-            raise _from_rpc(exc) from None
+        except (*_UNAVAILABLE, ValueError, grpc.RpcError) as exc:
+            # The client raises its own exceptions bare, inside the handler of gRPC's:
+            # the detail that says *why* (refused, TLS handshake) is on the gRPC error.
+            cause = exc if isinstance(exc, grpc.RpcError) else exc.__context__
+            error = (_from_rpc(cause) if isinstance(cause, grpc.RpcError)
+                     else StoreUnavailableError(f"etcd unreachable: {exc}"))
+            store = args[0] if args else None
+            if isinstance(error, _AuthExpiredError) and isinstance(store, EtcdStore):
+                store.close()  # the next call connects and authenticates again
+            raise error from None
 
     return wrapper
 
 
+class _AuthExpiredError(StoreUnavailableError):
+    """etcd no longer accepts our auth token (it expired while we were away)."""
+
+
 def _from_rpc(exc: grpc.RpcError) -> Exception:
     code = exc.code() if hasattr(exc, "code") else None
-    detail = exc.details() if hasattr(exc, "details") else str(exc)
-    if code == grpc.StatusCode.NOT_FOUND and "lease" in (detail or ""):
+    detail = (exc.details() if hasattr(exc, "details") else str(exc)) or ""
+    if code == grpc.StatusCode.NOT_FOUND and "lease" in detail:
         return LeaseLostError(f"etcd: {detail}")
+    # Tokens expire when idle, and an admin's change to any user or role makes every older
+    # token stale ("revision of auth store is old"): both need a fresh authentication.
+    if (code == grpc.StatusCode.UNAUTHENTICATED
+            or any(s in detail for s in ("invalid auth token", "auth store is old"))):
+        return _AuthExpiredError(f"etcd auth token rejected ({detail}); authenticating again")
+    if any(s in detail for s in ("CERTIFICATE_VERIFY_FAILED", "Ssl handshake failed",
+                                 "SSL_ERROR", "certificate")):
+        return StoreUnavailableError(
+            "TLS handshake with etcd failed (check --etcd-cacert, --etcd-cert, --etcd-key "
+            f"and the server's certificate): {detail}")
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
-                grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN):
+                grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL):
         return StoreUnavailableError(f"etcd unreachable: {detail}")
     name = code.name if code is not None else "error"
     return StoreError(f"etcd refused the request ({name}): {detail}")
