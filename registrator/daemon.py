@@ -38,6 +38,8 @@ from registrator.workqueue import Work, WorkQueue
 log = structlog.get_logger("registrator.daemon")
 T = TypeVar("T")
 _JOIN_TIMEOUT = 10.0
+_TICK = 1.0
+_FROZEN_AFTER = 2.0  # oversleeping a tick by this much means the process was not running
 
 
 def _backoff(cap: float) -> Callable[[tenacity.RetryCallState], float]:
@@ -183,14 +185,26 @@ class Daemon:
             self._process(work)
 
     def _keepalive_loop(self) -> None:
+        """Refresh the lease every ttl/3 (every second while failing). Ticks at least every
+        second, so a freeze of the process is noticed whatever the TTL."""
         interval = max(self.cfg.ttl / 3, 0.5)
-        wait = 0.0
+        due = time.monotonic()
         failing = False
-        while not self.stop.wait(wait):
+        while True:
+            step = min(_TICK, max(0.0, due - time.monotonic()))
+            before = time.monotonic()
+            if self.stop.wait(step):
+                return
+            slept = time.monotonic() - before
+            if slept > step + _FROZEN_AFTER:
+                # The process was frozen (SIGSTOP, a paused VM): Docker drops events for a
+                # subscriber that does not read, so what happened meanwhile may be unseen.
+                log.warning("daemon was frozen; full reconcile", seconds=round(slept, 1))
+                self.queue.full()
             lease = self.reconciler.lease
-            wait = min(1.0, interval)
-            if not lease:
+            if time.monotonic() < due or not lease:
                 continue
+            due = time.monotonic() + min(_TICK, interval)
             try:
                 ttl = self.store.refresh_lease(lease)
             except LeaseLostError:
@@ -213,7 +227,7 @@ class Daemon:
             self.store_problem = None
             self.lease_alive = True
             self.metrics.lease_refreshed(ttl)
-            wait = interval
+            due = time.monotonic() + interval
 
     # -- work -----------------------------------------------------------------------------
     def _process(self, work: Work) -> None:
