@@ -69,7 +69,10 @@ def parse_endpoints(text: str) -> tuple[EtcdEndpoint, ...]:
     for item in (p.strip() for p in text.split(",")):
         if not item:
             continue
-        url = urlsplit(item if "://" in item else f"http://{item}")
+        try:
+            url = urlsplit(item if "://" in item else f"http://{item}")
+        except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+            raise ConfigError(f"--etcd-endpoints {item!r}: {exc}") from None
         if url.scheme not in ("http", "https"):
             raise ConfigError(f"--etcd-endpoints {item!r}: scheme must be http or https")
         try:

@@ -244,8 +244,9 @@ class Daemon:
                 raise
 
         try:
-            # Quick retries: the store must converge within ~1 s of an outage ending.
-            self._retry("reconcile", attempt, retry_on=Exception, max_wait=1.0, every=False)
+            # Quick retries: the store must converge within ~1 s of an outage ending. A
+            # failed attempt is cheap: a full reconcile reads the store before Docker.
+            self._retry("reconcile", attempt, retry_on=Exception, max_wait=0.5, every=False)
         except _Stopped:
             return
 

@@ -270,6 +270,10 @@ class Proxy:
     def cut(self) -> None:
         with self._lock:
             if self._server is not None:
+                # shutdown() wakes the thread blocked in accept(); close() alone would not,
+                # and the listener would go on accepting.
+                with contextlib.suppress(OSError):
+                    self._server.shutdown(socket.SHUT_RDWR)
                 self._server.close()
                 self._server = None
             for conn in self._conns:

@@ -351,3 +351,8 @@ def test_bad_skydns_domain_names_the_flag(domain):
 
 def test_skydns_domain_is_normalised():
     assert build(skydns_domain="Svc.Example.ORG.").skydns_domain == "svc.example.org"
+
+
+def test_unclosed_ipv6_bracket_is_a_config_error():
+    with pytest.raises(ConfigError, match="--etcd-endpoints"):
+        build(etcd_endpoints="http://[::1")
