@@ -129,26 +129,32 @@ class PrivateDockerd:
         self.socket = root / "docker.sock"
         self.host = f"unix://{self.socket}"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.client: docker.DockerClient | None = None
 
     def start(self) -> PrivateDockerd:
         if not Path(f"/sys/class/net/{self.bridge}").exists():
             subprocess.run(["ip", "link", "add", self.bridge, "type", "bridge"], check=True)
             subprocess.run(["ip", "link", "set", self.bridge, "up"], check=True)
-        log = (self.root / "dockerd.log").open("ab")
-        self.proc = subprocess.Popen(
-            ["dockerd", "--host", self.host, "--data-root", str(self.root / "data"),
-             "--exec-root", str(self.exec_root), "--pidfile", str(self.root / "docker.pid"),
-             "--bridge", self.bridge, "--bip", "10.199.77.1/24", "--iptables=false",
-             "--ip-masq=false", "--ip6tables=false", "--shutdown-timeout", "1"],
-            stdout=log, stderr=log, start_new_session=True)
+        with (self.root / "dockerd.log").open("ab") as log:  # the child keeps its own copy
+            self.proc = self._spawn(log)
+        # The SDK asks the daemon for its API version as it is constructed: wait first.
+        wait_until(self._answers, timeout=60, message="the private dockerd")
         self.client = docker.DockerClient(base_url=self.host)
-        wait_until(self._ping, timeout=60, message="the private dockerd")
         return self
 
-    def _ping(self) -> bool:
+    def _spawn(self, log: Any) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            ["dockerd", "--host", self.host, "--data-root", str(self.root / "data"),
+             "--exec-root", str(self.exec_root), "--pidfile", str(self.root / "docker.pid"),
+             "--bridge", self.bridge, "--iptables=false",
+             "--ip-masq=false", "--ip6tables=false", "--shutdown-timeout", "1"],
+            stdout=log, stderr=log, start_new_session=True)
+
+    def _answers(self) -> bool:
         assert self.proc is not None
         assert self.proc.poll() is None, (self.root / "dockerd.log").read_text()[-2000:]
-        return bool(self.client.ping())
+        return subprocess.run(["docker", "-H", self.host, "version"], capture_output=True,
+                              check=False).returncode == 0
 
     def load(self, image: str = BUSYBOX_IMAGE) -> None:
         with subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE) as save:
@@ -159,7 +165,8 @@ class PrivateDockerd:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(60)
-        self.client.close()
+        if self.client is not None:
+            self.client.close()
 
     def restart(self) -> None:
         self.stop()
@@ -167,8 +174,9 @@ class PrivateDockerd:
 
     def destroy(self) -> None:
         try:
-            for c in self.client.containers.list(all=True):
-                c.remove(force=True)
+            if self.client is not None and self.proc is not None and self.proc.poll() is None:
+                for c in self.client.containers.list(all=True):
+                    c.remove(force=True)
         finally:
             self.stop()
             subprocess.run(["ip", "link", "del", self.bridge], check=False)
