@@ -1,0 +1,146 @@
+"""python -m bench [--quick]: registrator against the floor, on real dockerd and etcd.
+
+Prints one table and writes it as JSON (bench/results/latest.json). --quick runs tiny
+counts (a smoke run that keeps the code from rotting); the default is the full run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from env import Bench, Watch, stop, wait_until
+from sections import (
+    MinimalRegistrator,
+    StartTimes,
+    burst,
+    cold_start,
+    footprint,
+    liveness,
+    pct,
+    quiet_loop,
+    recovery,
+    sequential_latency,
+)
+
+FULL = {"latency": 50, "burst": 200, "cold": 300, "window": 30.0, "quiet": 200}
+QUICK = {"latency": 5, "burst": 10, "cold": 20, "window": 4.0, "quiet": 20}
+
+
+def run(sizes: dict[str, float], tmp: Path) -> dict[str, Any]:
+    b = Bench()
+    starts = StartTimes(b)
+    out: dict[str, Any] = {}
+    procs = []
+    try:
+        out["quiet_loop"] = quiet_loop(b, int(sizes["quiet"]))
+
+        floor_prefix = f"/floor-{b.tag}"
+        watch = Watch(b.server, floor_prefix + "/")
+        minimal = MinimalRegistrator(b, floor_prefix)
+        floor = sequential_latency(b, starts, watch, int(sizes["latency"]),
+                                   lambda k, c: k.endswith("/" + c.id))
+        minimal.close()
+        watch.close()
+
+        prefix = f"/lat-{b.tag}"
+        watch = Watch(b.server, prefix + "/services/")
+        daemon = b.daemon(prefix, "--ttl", "6", "--resync", "0", log=tmp / "daemon.log")
+        procs.append(daemon)
+        wait_until(lambda: b.server.view.keys(prefix + "/hosts/"), timeout=30,
+                   message="the daemon ready")
+        ours = sequential_latency(b, starts, watch, int(sizes["latency"]),
+                                  lambda k, c: f":{c.name}:" in k)
+        out["latency"] = {
+            "n": len(ours),
+            "floor_p50_ms": statistics.median(floor), "floor_p99_ms": pct(floor, 0.99),
+            "p50_ms": statistics.median(ours), "p99_ms": pct(ours, 0.99),
+            "ratio_p50": statistics.median(ours) / statistics.median(floor),
+            "ratio_p99": pct(ours, 0.99) / pct(floor, 0.99),
+        }
+        out["liveness_few"] = liveness(b, sizes["window"], len(b.ids))
+        out["footprint_idle"] = {"containers": len(b.ids), **footprint(daemon)}
+        out["burst"] = burst(b, starts, watch, int(sizes["burst"]))
+        out["footprint_after_burst"] = {"containers": len(b.ids), **footprint(daemon)}
+        watch.close()
+        stop(daemon)
+
+        while len(b.ids) < sizes["cold"]:
+            b.run(f"fill{len(b.ids)}")
+        cold, (proc, cold_prefix, proxy) = cold_start(b, len(b.ids), tmp)
+        procs.append(proc)
+        out["cold_start"] = cold
+        time.sleep(1)  # let the cold start's work settle before the idle window
+        out["liveness_many"] = liveness(b, sizes["window"], len(b.ids))
+        out["recovery"] = recovery(b, proc, cold_prefix, len(b.ids))
+        out["footprint_many"] = {"containers": len(b.ids), **footprint(proc)}
+        proxy.close()
+    finally:
+        for proc in procs:
+            stop(proc)
+        starts.close()
+        b.close()
+    return out
+
+
+def table(result: dict[str, Any]) -> str:
+    lat = result["latency"]
+    rows = [
+        ("event -> visible p50 (floor)", f"{lat['p50_ms']:.2f} ms ({lat['floor_p50_ms']:.2f})",
+         f"{lat['ratio_p50']:.2f}x", "<= 1.25x"),
+        ("event -> visible p99 (floor)", f"{lat['p99_ms']:.2f} ms ({lat['floor_p99_ms']:.2f})",
+         f"{lat['ratio_p99']:.2f}x", "<= 2x"),
+    ]
+    q = result["quiet_loop"]
+    b, c = result["burst"], result["cold_start"]
+    lf, lm, r = result["liveness_few"], result["liveness_many"], result["recovery"]
+    fi, fb, fm = result["footprint_idle"], result["footprint_after_burst"], \
+        result["footprint_many"]
+    rows += [
+        ("quiet-loop inspect / put p50", f"{q['inspect_ms_p50']:.2f} / {q['put_ms_p50']:.2f} ms",
+         "", "reference"),
+        (f"burst of {b['containers']}: last event -> last key",
+         f"{b['last_event_to_last_key_s']:.3f} s", "", "<= 1 s"),
+        (f"cold start, {c['containers']} running", f"{c['all_stored_s']:.3f} s",
+         f"{c['docker_api_calls']} Docker calls", "<= 1 s"),
+        (f"liveness at {lf['services']} / {lm['services']} services",
+         f"{lf['keepalives_per_min']:.0f} / {lm['keepalives_per_min']:.0f} keepalives/min",
+         f"{lf['writes_per_min']:.0f} / {lm['writes_per_min']:.0f} writes/min", "equal"),
+        (f"recovery, {r['services']} services", f"{r['all_back_s']:.3f} s", "", "<= 2 s"),
+        ("RSS idle / after burst / with many",
+         f"{fi['rss_mb']:.0f} / {fb['rss_mb']:.0f} / {fm['rss_mb']:.0f} MB",
+         f"CPU {fi['cpu_s']:.1f} / {fb['cpu_s']:.1f} / {fm['cpu_s']:.1f} s", "<= 60 MB"),
+    ]
+    width = max(len(row[0]) for row in rows)
+    return "\n".join(f"{a:<{width}}  {b_:<34} {c_:<28} {d}" for a, b_, c_, d in rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="tiny counts: a smoke run")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "latest.json"))
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else FULL
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run(sizes, Path(tmp))
+    result["machine"] = {"platform": platform.platform(), "python": platform.python_version(),
+                         "cpus": os.cpu_count(), "quick": args.quick,
+                         "duration_s": round(time.monotonic() - started, 1)}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(table(result))
+    print(f"\nwritten to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""`python -m bench --quick` end to end, so the benchmark never rots (no timing asserted:
+speed is what the full run reports)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SECTIONS = {"quiet_loop", "latency", "burst", "cold_start", "liveness_few", "liveness_many",
+            "recovery", "footprint_idle", "footprint_after_burst", "footprint_many", "machine"}
+
+
+def test_quick_bench_runs_and_writes_every_section(tmp_path):
+    out = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert set(result) == SECTIONS
+    assert result["latency"]["n"] == 5
+    assert result["cold_start"]["docker_api_calls"] > 0
+    assert "event -> visible p50" in done.stdout
