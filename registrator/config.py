@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -218,6 +219,8 @@ def _etcd_settings(  # noqa: PLR0913
     for flag, path in (("--etcd-cacert", cacert), ("--etcd-cert", cert), ("--etcd-key", key)):
         if path and not Path(path).is_file():
             raise ConfigError(f"{flag} {path!r}: no such file")
+        if path and not os.access(path, os.R_OK):
+            raise ConfigError(f"{flag} {path!r}: not readable by this user (uid {os.getuid()})")
     if bool(cert) != bool(key):
         raise ConfigError("--etcd-cert and --etcd-key go together")
     tls_files = bool(cacert or cert)
