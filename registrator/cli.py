@@ -60,9 +60,9 @@ def run(**flags: Any) -> None:
     """Run the daemon: follow Docker events, keep the store in step."""
     # Imported here so `registrator --help` stays fast and light.
     from registrator import logs
-    from registrator.config import build_config
     from registrator.daemon import Daemon
     from registrator.docker_source import DockerSource
+    from registrator.settings import build_config
     from registrator.stores.etcd import EtcdStore
 
     # The password never comes from a flag: flags show up in `ps`.
@@ -85,7 +85,7 @@ def healthcheck(metrics_addr: str | None, timeout: float) -> None:
     import urllib.error
     import urllib.request
 
-    from registrator.config import parse_metrics_addr
+    from registrator.settings import parse_metrics_addr
 
     address = parse_metrics_addr(metrics_addr)
     if address is None:

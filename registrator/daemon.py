@@ -18,7 +18,6 @@ import structlog
 import tenacity
 
 from registrator import __version__
-from registrator.config import Config
 from registrator.docker_source import DockerSource, EventStream
 from registrator.errors import (
     ConfigError,
@@ -32,6 +31,7 @@ from registrator.keys import KeySpace
 from registrator.layouts import Renderer
 from registrator.metrics import Metrics, MetricsServer
 from registrator.reconcile import Reconciler, now_iso
+from registrator.settings import Config
 from registrator.stores.base import Store
 from registrator.workqueue import Work, WorkQueue
 

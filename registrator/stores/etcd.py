@@ -25,8 +25,8 @@ from pyetcd import etcdrpc
 from pyetcd import exceptions as etcd_exc
 from pyetcd.client import Endpoint, EtcdTokenCallCredentials, MultiEndpointEtcd3Client
 
-from registrator.config import EtcdSettings
 from registrator.errors import LeaseLostError, StoreError, StoreUnavailableError
+from registrator.settings import EtcdSettings
 from registrator.stores.base import KeyValue, batches
 
 log = structlog.get_logger("registrator.store")

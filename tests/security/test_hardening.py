@@ -32,8 +32,8 @@ from harness import free_port, wait_until
 from tls_support import ROOT_PASSWORD, USER, USER_PASSWORD, TlsEtcdServer, TlsEtcdView, make_pki
 
 from registrator import cli
-from registrator.config import EtcdEndpoint, EtcdSettings
 from registrator.errors import StoreError, StoreUnavailableError
+from registrator.settings import EtcdEndpoint, EtcdSettings
 from registrator.stores.etcd import EtcdStore
 
 LOCAL = ("127.0.0.1", None)

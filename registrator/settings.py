@@ -1,4 +1,4 @@
-"""Daemon configuration: raw flag values (from click, which also reads REGISTRATOR_* env)
+"""Daemon settings: raw flag values (from click, which also reads REGISTRATOR_* env)
 validated into one frozen Config. Every problem is a ConfigError with one line naming the flag."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""config.build_config and the CLI's handling of bad configuration (SPEC §7)."""
+"""settings.build_config and the CLI's handling of bad configuration (SPEC §7)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import socket
 
 import pytest
 
-from registrator import cli, config
-from registrator.config import build_config
+from registrator import cli, settings
 from registrator.errors import ConfigError
+from registrator.settings import build_config
 
 SECRET = "s3cr3t-Pa55word"  # noqa: S105 - a test value, never a real one
 
@@ -246,13 +246,13 @@ class _FakeSocket:
     ("address", "expected"), [("10.0.0.7", "10.0.0.7"), ("2001:db8::7", "2001:db8::7")]
 )
 def test_ip_detected_from_default_route(monkeypatch, address, expected):
-    monkeypatch.setattr(config.socket, "socket", lambda *_args: _FakeSocket(address))
+    monkeypatch.setattr(settings.socket, "socket", lambda *_args: _FakeSocket(address))
     assert build(ip=None).policy.host_ip == expected
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "0.0.0.0", None])
 def test_ip_detection_never_guesses_loopback(monkeypatch, address):
-    monkeypatch.setattr(config.socket, "socket", lambda *_args: _FakeSocket(address))
+    monkeypatch.setattr(settings.socket, "socket", lambda *_args: _FakeSocket(address))
     with pytest.raises(ConfigError, match="--ip"):
         build(ip=None)
 
