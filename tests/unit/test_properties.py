@@ -4,6 +4,7 @@ raises, and what it produces renders to keys inside the prefix and JSON that rea
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
