@@ -13,6 +13,7 @@ import click
 
 from registrator import __version__
 from registrator.errors import ConfigError
+from registrator.stores.base import Store
 
 ENV = {"auto_envvar_prefix": "REGISTRATOR", "show_default": True}
 
@@ -30,10 +31,46 @@ def cli() -> None:
     """Registers Docker containers' published ports in etcd v3."""
 
 
+STORE_FLAGS = ("etcd_endpoints", "etcd_cacert", "etcd_cert", "etcd_key", "etcd_user",
+               "etcd_password_file", "etcd_timeout")
+
+
+def store_options(func: F) -> F:
+    """The store flags every subcommand takes, the same way (SPEC §1, §7)."""
+    for decorator in reversed((
+        _option("--etcd-endpoints", default="http://127.0.0.1:2379",
+                help="Comma list of etcd endpoints (http:// or https://)."),
+        _option("--prefix", default="/registrator",
+                help="Key prefix; nothing is written outside it."),
+        _option("--etcd-cacert", default=None, help="CA bundle to verify etcd."),
+        _option("--etcd-cert", default=None, help="Client certificate for etcd."),
+        _option("--etcd-key", default=None, help="Client key for etcd."),
+        _option("--etcd-user", default=None,
+                help="etcd user; the password comes from REGISTRATOR_ETCD_PASSWORD or a file."),
+        _option("--etcd-password-file", default=None, help="File holding the etcd password."),
+        _option("--etcd-timeout", default="5s", help="Timeout of one etcd request."),
+    )):
+        func = decorator(func)
+    return func
+
+
+def etcd_password() -> str | None:
+    """The password never comes from a flag: flags show up in `ps`."""
+    return os.environ.get("REGISTRATOR_ETCD_PASSWORD") or None
+
+
+def open_store(flags: dict[str, Any]) -> Store:
+    """The store named by the shared store flags (a subcommand's other flags are ignored)."""
+    from registrator.settings import store_settings
+    from registrator.stores.etcd import EtcdStore
+
+    settings = store_settings(etcd_password=etcd_password(),
+                              **{k: flags[k] for k in STORE_FLAGS})
+    return EtcdStore(settings)
+
+
 @cli.command(context_settings=ENV)
-@_option("--etcd-endpoints", default="http://127.0.0.1:2379",
-         help="Comma list of etcd endpoints (http:// or https://).")
-@_option("--prefix", default="/registrator", help="Key prefix; nothing is written outside it.")
+@store_options
 @_option("--ttl", default="30s", help="Lease TTL (30, 30s, 1m).")
 @_option("--resync", default="60s", help="Full reconcile interval; 0 disables.")
 @_option("--ip", default=None, help="Address to register [default: source of default route].")
@@ -49,13 +86,6 @@ def cli() -> None:
 @_option("--keep-on-exit", is_flag=True, help="Do not revoke the lease on SIGTERM.")
 @_option("--metrics-addr", default=None, help="host:port for /metrics and /healthz.")
 @_option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
-@_option("--etcd-cacert", default=None, help="CA bundle to verify etcd.")
-@_option("--etcd-cert", default=None, help="Client certificate for etcd.")
-@_option("--etcd-key", default=None, help="Client key for etcd.")
-@_option("--etcd-user", default=None,
-         help="etcd user; the password comes from REGISTRATOR_ETCD_PASSWORD or a file.")
-@_option("--etcd-password-file", default=None, help="File holding the etcd password.")
-@_option("--etcd-timeout", default="5s", help="Timeout of one etcd request.")
 def run(**flags: Any) -> None:
     """Run the daemon: follow Docker events, keep the store in step."""
     # Imported here so `registrator --help` stays fast and light.
@@ -65,9 +95,7 @@ def run(**flags: Any) -> None:
     from registrator.settings import build_config
     from registrator.stores.etcd import EtcdStore
 
-    # The password never comes from a flag: flags show up in `ps`.
-    password = os.environ.get("REGISTRATOR_ETCD_PASSWORD") or None
-    config = build_config(etcd_password=password, **flags)
+    config = build_config(etcd_password=etcd_password(), **flags)
     logs.configure(config.log_level)
     docker = DockerSource(os.environ)
     stop = threading.Event()

@@ -187,9 +187,10 @@ def build_config(  # noqa: PLR0913 - one argument per flag, by design
         raise ConfigError(f"--hostname {host!r} {problem}")
     if network is not None and (problem := segment_problem(network)) is not None:
         raise ConfigError(f"--network {network!r} {problem}")
-    password = read_secret_file(etcd_password_file, "--etcd-password-file") or etcd_password
-    etcd = _etcd_settings(endpoints, etcd_cacert, etcd_cert, etcd_key, etcd_user, password,
-                          parse_duration(etcd_timeout, "--etcd-timeout"))
+    etcd = store_settings(etcd_endpoints=etcd_endpoints, etcd_cacert=etcd_cacert,
+                          etcd_cert=etcd_cert, etcd_key=etcd_key, etcd_user=etcd_user,
+                          etcd_password=etcd_password, etcd_password_file=etcd_password_file,
+                          etcd_timeout=etcd_timeout, endpoints=endpoints)
     return Config(
         etcd=etcd,
         prefix=normalize_prefix(prefix),
@@ -210,6 +211,25 @@ def build_config(  # noqa: PLR0913 - one argument per flag, by design
         metrics_addr=parse_metrics_addr(metrics_addr),
         log_level=log_level,
     )
+
+
+def store_settings(  # noqa: PLR0913 - one argument per store flag, by design
+    *,
+    etcd_endpoints: str,
+    etcd_cacert: str | None = None,
+    etcd_cert: str | None = None,
+    etcd_key: str | None = None,
+    etcd_user: str | None = None,
+    etcd_password: str | None = None,
+    etcd_password_file: str | None = None,
+    etcd_timeout: str = "5s",
+    endpoints: tuple[EtcdEndpoint, ...] | None = None,
+) -> EtcdSettings:
+    """The store flags every subcommand shares (SPEC §7), validated."""
+    password = read_secret_file(etcd_password_file, "--etcd-password-file") or etcd_password
+    return _etcd_settings(endpoints or parse_endpoints(etcd_endpoints), etcd_cacert, etcd_cert,
+                          etcd_key, etcd_user, password,
+                          parse_duration(etcd_timeout, "--etcd-timeout"))
 
 
 def _etcd_settings(  # noqa: PLR0913
