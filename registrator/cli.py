@@ -84,6 +84,8 @@ def open_store(flags: dict[str, Any]) -> Store:
 @_option("--skydns-domain", default="skydns.local", help="Domain of --layout skydns records.")
 @_option("--host-label", multiple=True, help="key=value for this host's record; may repeat.")
 @_option("--keep-on-exit", is_flag=True, help="Do not revoke the lease on SIGTERM.")
+@_option("--takeover", is_flag=True,
+         help="Take this host name over from a daemon that still runs with it.")
 @_option("--metrics-addr", default=None, help="host:port for /metrics and /healthz.")
 @_option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def run(**flags: Any) -> None:
@@ -99,10 +101,11 @@ def run(**flags: Any) -> None:
     logs.configure(config.log_level)
     docker = DockerSource(os.environ)
     stop = threading.Event()
+    daemon = Daemon(config, docker, EtcdStore(config.etcd), stop)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    code = Daemon(config, docker, EtcdStore(config.etcd), stop).run()
-    sys.exit(code)
+    signal.signal(signal.SIGHUP, lambda *_: daemon.reload())
+    sys.exit(daemon.run())
 
 
 @cli.command(context_settings=ENV)

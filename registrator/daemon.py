@@ -24,15 +24,18 @@ from registrator.errors import (
     DockerUnavailableError,
     LeaseLostError,
     RegistratorError,
+    TakenOverError,
     TransientError,
 )
 from registrator.health import HealthMonitor
+from registrator.inspector import Inspector
 from registrator.keys import KeySpace
 from registrator.layouts import Renderer
 from registrator.metrics import Metrics, MetricsServer
 from registrator.reconcile import Reconciler, now_iso
 from registrator.settings import Config
 from registrator.stores.base import Store
+from registrator.takeover import Instance, previous_lease
 from registrator.workqueue import Work, WorkQueue
 
 log = structlog.get_logger("registrator.daemon")
@@ -40,6 +43,10 @@ T = TypeVar("T")
 _JOIN_TIMEOUT = 10.0
 _TICK = 1.0
 _FROZEN_AFTER = 2.0  # oversleeping a tick by this much means the process was not running
+# Store writes failing for longer than this make /healthz fail: short outages are ridden out.
+WRITE_FAILURE_BOUND = 5.0
+# Docker's event times are wall-clock: transit beyond this is a clock step, not latency.
+_MAX_TRANSIT = 5.0
 
 
 def _backoff(cap: float) -> Callable[[tenacity.RetryCallState], float]:
@@ -67,7 +74,8 @@ class Daemon:
         self.started_at = now_iso()
         self.health = HealthMonitor(on_change=self.queue.container)
         self.metrics = Metrics()
-        self.reconciler = Reconciler(store, docker, config.policy,
+        self.inspector = Inspector(docker, later=self.queue.container)
+        self.reconciler = Reconciler(store, self.inspector, config.policy,
                                      Renderer(self.keys, config.layouts,
                                               config.skydns_domain), self._host_record,
                                      health=self.health, metrics=self.metrics)
@@ -77,6 +85,14 @@ class Daemon:
         self._server: MetricsServer | None = None
         self._old_lease: int | None = None
         self._stream: EventStream | None = None
+        self._instance: Instance | None = None
+        self._write_failing_since: float | None = None
+        self._last_write_error = ""
+        self.thread_failure: str | None = None
+        self.taken_over = False
+        self.exit_code = 0
+        self.metrics.write_failures.set_function(lambda: self._write_failures)
+        self._write_failures = 0
 
     # -- lifecycle ------------------------------------------------------------------------
     def run(self) -> int:
@@ -98,22 +114,51 @@ class Daemon:
         try:
             self._retry("docker", self.docker.ping)
             self._retry("store", self.store.connect)
-            host_kv = self._retry("store", lambda: self.store.get(self.keys.host(policy.hostname)))
-            self._old_lease = host_kv.lease if host_kv is not None and host_kv.lease else None
+            self._instance = Instance.current(self._retry("docker", self.docker.engine_id))
+            self._old_lease = self._retry("store", self._previous_lease)
+            self.reconciler.adopt = self._old_lease
             # Subscribe before the first listing, so nothing falls between the two.
             stream = self._retry("docker", self.docker.events)
         except _Stopped:
             return self._shutdown(threads)
+        except TakenOverError:
+            self._shutdown(threads)
+            raise
         self.queue.full()
         self.health.start()
         for target, arg in ((self._events_loop, stream), (self._worker_loop, None),
                             (self._keepalive_loop, None)):
-            thread = threading.Thread(target=target, args=(arg,) if arg else (),
+            thread = threading.Thread(target=self._guarded, args=(target, arg),
                                       name=target.__name__.strip("_"), daemon=True)
             thread.start()
             threads.append(thread)
         self.stop.wait()
         return self._shutdown(threads)
+
+    def _previous_lease(self) -> int | None:
+        assert self._instance is not None  # noqa: S101 - set just before
+        where = f"--hostname {self.cfg.policy.hostname} and --prefix {self.cfg.prefix}"
+        return previous_lease(self.store, self.keys.host(self.cfg.policy.hostname),
+                              self._instance, self.docker, takeover=self.cfg.takeover,
+                              stop=self.stop, where=where)
+
+    def reload(self) -> None:
+        """SIGHUP: nothing to re-read (flags are fixed at start); a full reconcile is the
+        useful thing an operator can ask for by signal."""
+        log.info("SIGHUP: full reconcile")
+        self.queue.full()
+
+    def _guarded(self, target: Callable[..., None], arg: object) -> None:
+        """A thread that dies leaves a daemon that looks alive and does nothing: say so, fail
+        /healthz and exit non-zero so a restart policy brings up a working one."""
+        try:
+            target(*((arg,) if arg is not None else ()))
+        except Exception as exc:
+            self.thread_failure = f"{threading.current_thread().name} thread died: {exc!r}"[:300]
+            log.exception("thread died; exiting for a restart",
+                          thread=threading.current_thread().name)
+            self.exit_code = 1
+            self.stop.set()
 
     def _shutdown(self, threads: list[threading.Thread]) -> int:
         log.info("stopping")
@@ -125,7 +170,11 @@ class Daemon:
         for thread in threads:
             thread.join(_JOIN_TIMEOUT)
         lease = self.reconciler.lease
-        if lease and self.cfg.keep_on_exit:
+        if lease and self.exit_code and not self.taken_over:
+            # Kept for the restart that takes over: no gap for running services.
+            log.info("keeping entries for the next run; they expire with the lease",
+                     ttl=self.cfg.ttl)
+        elif lease and self.cfg.keep_on_exit:
             log.info("keeping entries (--keep-on-exit); they expire with the lease",
                      ttl=self.cfg.ttl)
         elif lease:
@@ -139,8 +188,9 @@ class Daemon:
             self._server.stop()
         self.store.close()
         self.docker.close()
-        log.info("stopped")
-        return 0
+        self.inspector.close()
+        log.info("stopped", exit_code=self.exit_code)
+        return self.exit_code
 
     # -- threads --------------------------------------------------------------------------
     def _events_loop(self, stream: EventStream | None) -> None:
@@ -159,7 +209,8 @@ class Daemon:
                 for container_id, action, at in stream:
                     log.debug("docker event", container=container_id[:12], action=action)
                     self.metrics.events.labels(action).inc()
-                    self.queue.container(container_id, at)
+                    self.inspector.hinted(container_id)
+                    self.queue.container(container_id, _monotonic_at(at))
                 if not self.stop.is_set():
                     log.warning("docker event stream ended")
             except DockerUnavailableError as exc:
@@ -234,6 +285,8 @@ class Daemon:
         def attempt() -> None:
             try:
                 self._attempt(work)
+            except TakenOverError:
+                raise
             except LeaseLostError:
                 work.lost_leases.add(self.reconciler.lease)
                 raise
@@ -241,7 +294,9 @@ class Daemon:
                 work.full = True  # a half-applied change is repaired by a full reconcile
                 if not isinstance(exc, DockerUnavailableError):
                     self.metrics.store_errors.inc()
+                    self._write_failed(exc)
                 raise
+            self._write_failing_since, self._write_failures = None, 0
 
         try:
             # Quick retries: the store must converge within ~1 s of an outage ending. A
@@ -249,6 +304,18 @@ class Daemon:
             self._retry("reconcile", attempt, retry_on=Exception, max_wait=0.5, every=False)
         except _Stopped:
             return
+        except TakenOverError as exc:
+            log.error("this host name was taken over by another daemon; stopping",  # noqa: TRY400 - no traceback wanted
+                      problem=str(exc))
+            self.taken_over = True
+            self.exit_code = 1
+            self.stop.set()
+
+    def _write_failed(self, exc: Exception) -> None:
+        if self._write_failing_since is None:
+            self._write_failing_since = time.monotonic()
+        self._write_failures += 1
+        self._last_write_error = str(exc)[:300] or repr(exc)
 
     def _attempt(self, work: Work) -> None:
         if not self.reconciler.lease or self.reconciler.lease in work.lost_leases:
@@ -264,12 +331,18 @@ class Daemon:
             self._take_over()
         else:
             self.reconciler.sync(work.containers)
-        now = time.time()
+        now = time.monotonic()
         for at in work.event_times.values():
             self.metrics.latency.observe(max(0.0, now - at))
 
     def health_problem(self) -> str | None:
         """Why this daemon is not doing its job right now, or None when it is (/healthz)."""
+        if self.thread_failure is not None:
+            return self.thread_failure
+        since = self._write_failing_since
+        if since is not None and time.monotonic() - since > WRITE_FAILURE_BOUND:
+            return (f"store writes failing for {time.monotonic() - since:.0f}s "
+                    f"({self._write_failures} attempts): {self._last_write_error}")
         if not self.events_connected:
             return "docker event stream not connected"
         if self.store_problem is not None:
@@ -285,7 +358,7 @@ class Daemon:
         if old and old != self.reconciler.lease:
             self.store.revoke_lease(old)
             log.info("revoked the lease of a previous run", lease=f"{old:x}")
-        self._old_lease = None
+        self._old_lease = self.reconciler.adopt = None
 
     def _host_record(self, lease: int) -> str:
         return json.dumps({
@@ -297,6 +370,7 @@ class Daemon:
             "registrator_version": __version__,
             "started_at": self.started_at,
             "labels": dict(self.cfg.host_labels),
+            "instance": self._instance.as_record() if self._instance is not None else None,
         }, sort_keys=True)
 
     def _sleep(self, seconds: float) -> None:
@@ -332,6 +406,15 @@ class Daemon:
             if self.stop.is_set():
                 raise _Stopped from None
             raise
+
+
+def _monotonic_at(event_time: float | None) -> float | None:
+    """An event's wall-clock time as a monotonic one: a clock step between Docker's stamp and
+    now is clamped, not recorded as hours of latency."""
+    if event_time is None:
+        return None
+    transit = min(max(0.0, time.time() - event_time), _MAX_TRANSIT)
+    return time.monotonic() - transit
 
 
 class _Stopped(Exception):  # noqa: N818 - internal control flow, not an error

@@ -18,7 +18,7 @@ import requests.exceptions
 import urllib3
 from docker.utils import kwargs_from_env
 
-from registrator.errors import ConfigError, DockerUnavailableError
+from registrator.errors import ConfigError, DockerAccessError, DockerUnavailableError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -36,13 +36,42 @@ def _converted(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except docker.errors.DockerException as exc:
-            raise DockerUnavailableError(f"docker: {exc}") from None
-        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
-                OSError, ValueError) as exc:
-            raise DockerUnavailableError(f"docker unreachable: {exc}") from None
+        except (docker.errors.DockerException, requests.exceptions.RequestException,
+                urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            source = args[0] if args and isinstance(args[0], DockerSource) else None
+            raise _convert(exc, source.base_url if source else "the Docker socket") from None
 
     return wrapper
+
+
+def _convert(exc: BaseException, where: str) -> Exception:
+    text = short(str(exc))
+    if _denied(exc):
+        path = where.removeprefix("unix://")
+        return DockerAccessError(
+            f"permission denied on {path}: run as a user in the socket's group (a container: "
+            f"docker run --group-add $(stat -c %g {path}) ...)")
+    if isinstance(exc, docker.errors.DockerException):
+        return DockerUnavailableError(f"docker at {where}: {text}")
+    return DockerUnavailableError(f"docker unreachable at {where}: {text}")
+
+
+def _denied(exc: BaseException | None) -> bool:
+    """A PermissionError anywhere in the chain, or in the args requests wraps it in."""
+    seen = 0
+    while exc is not None and seen < 10:  # a chain is never this long; a loop could be
+        if isinstance(exc, PermissionError) or "Permission denied" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
+def short(text: str, limit: int = 200) -> str:
+    """One line of at most `limit` characters: something that is not Docker may answer
+    with a whole HTML page, which must not fill every retry line."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit] + "..."
 
 
 class EventStream:
@@ -133,6 +162,12 @@ class DockerSource:
         self._api.ping()
 
     @_converted
+    def engine_id(self) -> str:
+        """The engine's own id: tells whether another daemon's host record came from this
+        very Docker host."""
+        return str(self._api.info().get("ID") or "")
+
+    @_converted
     def running_ids(self) -> list[str]:
         """Running containers, paused ones included (Docker lists them as running)."""
         return [c["Id"] for c in self._api.containers(quiet=True)]
@@ -151,7 +186,7 @@ class DockerSource:
         if response.status != HTTPStatus.OK:
             raise DockerUnavailableError(
                 f"docker: inspect {container_id[:12]}: HTTP {response.status}: "
-                f"{response.data[:200].decode('utf-8', 'replace')}")
+                f"{short(response.data[:400].decode('utf-8', 'replace'))}")
         data = json.loads(response.data)
         if not isinstance(data, dict):
             raise DockerUnavailableError(f"docker: inspect {container_id[:12]}: not an object")

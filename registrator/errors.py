@@ -22,12 +22,25 @@ class StoreUnavailableError(TransientError):
     """The store could not be reached or timed out."""
 
 
+class StoreFullError(StoreUnavailableError):
+    """The store takes no more writes until an operator frees space (etcd's NOSPACE alarm);
+    deletes still go through. Retried quickly: it ends the moment the alarm is disarmed."""
+
+
 class LeaseLostError(TransientError):
     """The store no longer knows our lease (it expired while we were cut off)."""
 
 
 class StoreError(RegistratorError):
     """The store refused a request for a reason retrying will not fix (e.g. permission)."""
+
+
+class DockerAccessError(RegistratorError):
+    """The Docker socket refuses this user; retrying soon will not change that."""
+
+
+class TakenOverError(ConfigError):
+    """Another daemon runs for this host name and prefix: two would undo each other's work."""
 
 
 class InvalidKeyError(RegistratorError):

@@ -42,6 +42,9 @@ class Metrics:
                               "Service entries this host has in the store", registry=r)
         self.containers = Gauge("registrator_containers_seen",
                                 "Running containers at the last full reconcile", registry=r)
+        self.write_failures = Gauge("registrator_store_write_failures_consecutive",
+                                    "Store write attempts failed in a row (0 once one works)",
+                                    registry=r)
         self.lease_ttl = Gauge("registrator_lease_ttl_remaining_seconds",
                                "Seconds left on the lease since the last keepalive", registry=r)
         self.latency = Histogram("registrator_event_to_store_seconds",

@@ -1,19 +1,24 @@
 """Level-triggered reconciliation: read what Docker runs, compute what the store should hold,
 write the difference. One code path serves startup, events, resync and lease recovery:
-`sync(ids)` for a few containers (events), `full()` against the store itself (the rest)."""
+`sync(ids)` for a few containers (events), `full()` against the store itself (the rest).
+
+Two containers may ask for one key (a shared explicit id: blue/green). One rule, the same on
+both paths, picks the holder: the container that holds it keeps it; otherwise the one the
+store names, otherwise the lowest container id. The others wait, and the moment the holder
+lets go, a waiter is looked at in the same batch and takes over."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
 
 import structlog
 
 from registrator.desired import Policy, desired_services
+from registrator.errors import TakenOverError
 from registrator.health import HealthMonitor
-from registrator.layouts import Renderer, parse_entry
+from registrator.inspector import ContainerSource, Info, Inspector
+from registrator.layouts import Renderer, host_port, parse_entry
 from registrator.metrics import Metrics
 from registrator.model import LabelWarning, Service
 from registrator.stores.base import KeyValue, Store
@@ -21,13 +26,6 @@ from registrator.stores.base import KeyValue, Store
 log = structlog.get_logger("registrator.reconcile")
 
 Entries = dict[str, Service]  # primary key -> service
-_INSPECT_WORKERS = 8
-_UNREAD: Any = object()  # "not inspected yet", as opposed to None: "no such container"
-
-
-class ContainerSource(Protocol):
-    def running_ids(self) -> list[str]: ...
-    def inspect(self, container_id: str) -> dict[str, Any] | None: ...
 
 
 def now_iso() -> str:
@@ -36,12 +34,14 @@ def now_iso() -> str:
 
 class Reconciler:
     def __init__(  # noqa: PLR0913 - the collaborators, each needed
-        self, store: Store, docker: ContainerSource, policy: Policy, renderer: Renderer,
-        host_record: Callable[[int], str], clock: Callable[[], str] = now_iso,
-        health: HealthMonitor | None = None, metrics: Metrics | None = None,
+        self, store: Store, docker: ContainerSource | Inspector, policy: Policy,
+        renderer: Renderer, host_record: Callable[[int], str],
+        clock: Callable[[], str] = now_iso, health: HealthMonitor | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
-        self.docker = docker
+        self.inspector = (docker if isinstance(docker, Inspector)
+                          else Inspector(docker, later=lambda _cid: None, patience=3600))
         self.policy = policy
         self.renderer = renderer
         self.host_record = host_record
@@ -50,11 +50,14 @@ class Reconciler:
         self.metrics = metrics or Metrics()
         self.metrics.services.set_function(lambda: len(self._owner))
         self.lease = 0
+        self.adopt: int | None = None  # an earlier run's lease being taken over
         self._by_container: dict[str, Entries] = {}
         self._owner: dict[str, str] = {}  # primary key -> container id
+        self._waiting: dict[str, set[str]] = {}  # primary key -> containers that want it
         self._registered_at: dict[str, str] = {}
         self._warned: dict[str, frozenset[LabelWarning]] = {}
         self._unreadable: dict[str, bytes] = {}
+        self._refused: dict[str, str] = {}  # primary key -> value the store refused
 
     @property
     def service_count(self) -> int:
@@ -63,97 +66,168 @@ class Reconciler:
     # -- events ---------------------------------------------------------------------------
     def sync(self, container_ids: Iterable[str]) -> None:
         """Make the store match these containers, diffing against what we last wrote."""
-        wanted = {cid: self._desired(cid, self._owner.__contains__)
-                  for cid in dict.fromkeys(container_ids)}
+        wanted = self._want(container_ids, self._owner.__contains__)
+        # Keys this batch lets go of: whoever waits for them is looked at now, not at the
+        # next resync.
+        released = {k for cid, entries in wanted.items()
+                    for k in self._by_container.get(cid, {}) if k not in entries}
+        waiters = {c for k in released for c in self._waiting.get(k, ()) if c not in wanted}
+        if waiters:
+            wanted.update(self._want(sorted(waiters), self._owner.__contains__))
+        held = {k: c for k, c in self._owner.items() if c not in wanted}
+        final = self._arbitrate(wanted, held, self._owner)
+        puts, origin, deletes, added, removed = self._diff(final)
+        refused = self.store.apply(list(puts.items()), deletes, self.lease)
+        self._drop_refused(refused, origin, final)
+        self._announce([s for s in added if self.renderer.primary_key(s) not in refused],
+                       removed)
+        for cid, entries in final.items():
+            self._commit(cid, entries)
+
+    def _diff(self, final: dict[str, Entries]) -> tuple[
+            dict[str, str], dict[str, tuple[str, str]], list[str], list[Service], list[Service]]:
+        """Against what we last wrote: keys to put (and whose they are), keys to delete, and
+        the services that appear and go."""
         puts: dict[str, str] = {}
+        origin: dict[str, tuple[str, str]] = {}
         deletes: list[str] = []
-        added = removed = 0
-        for cid, entries in wanted.items():
-            for key in [k for k in entries if self._owner.get(k, cid) != cid]:
-                self._conflict(key, entries.pop(key), self._owner[key])
+        added: list[Service] = []
+        removed: list[Service] = []
+        won = {k for entries in final.values() for k in entries}
+        for cid, entries in final.items():
             old = self._by_container.get(cid, {})
             for key, service in entries.items():
+                if key not in old and self._owner.get(key, cid) != cid:
+                    self._registered_at.pop(key, None)  # another container's entry before
                 if old.get(key) != service:
-                    puts.update(self.renderer.render(service, self._stamp(key)))
-                    added += key not in old
+                    rendered = self.renderer.render(service, self._stamp(key))
+                    puts.update(rendered)
+                    origin.update(dict.fromkeys(rendered, (key, cid)))
+                    added += [service] if key not in old else []
             for key, service in old.items():
                 if key not in entries:
                     deletes.extend(self.renderer.owned_keys(service))
-                    removed += 1
-        self.store.apply(list(puts.items()), deletes, self.lease)
-        self.metrics.registrations.inc(added)
-        self.metrics.deregistrations.inc(removed)
-        for cid, entries in wanted.items():
-            self._commit(cid, entries)
+                    removed += [service] if key not in won else []
+        return puts, origin, deletes, added, removed
 
     # -- startup, resync, lease recovery ----------------------------------------------------
     def full(self) -> None:
         """Compare everything this host should have with everything the store holds."""
         stored = {kv.key: kv for kv in self.store.get_prefix(self.renderer.keys.root)}
-        wanted, claimed = self._desired_all(stored.__contains__)
-        puts = self._missing(wanted, stored)
-        owned = self._owned(kv for kv in stored.values() if kv.key not in claimed)
-        deletes = [k for key, (service, _) in owned.items() if key not in claimed
-                   for k in self.renderer.owned_keys(service)]
-        self.store.apply(list(puts.items()), deletes, self.lease)
-        self.metrics.registrations.inc(sum(1 for k in claimed if k not in stored))
-        self.metrics.deregistrations.inc(sum(1 for k in owned if k not in claimed))
-        self.metrics.containers.set(len(wanted))
+        self._check_host_record(stored.get(self.renderer.keys.host(self.policy.hostname)))
+        owned, unreadable = self._owned(stored.values())
+        running = sorted(self.inspector.running_ids())
+        infos, deferred = self.inspector.inspect(running)
+        wanted = {cid: self._desired(cid, stored.__contains__, infos[cid])
+                  for cid in running if cid in infos}
+        # A container whose inspect is slow keeps what it has until its answer comes.
+        held = {k: c for k, c in self._owner.items() if c in deferred}
+        held.update({k: s.container_id for k, (s, _) in owned.items()
+                     if s.container_id in deferred})
+        previous = {**{k: s.container_id for k, (s, _) in owned.items()}, **self._owner}
+        final = self._arbitrate(wanted, held, previous)
+        for key, cids in list(self._waiting.items()):
+            cids.intersection_update(running)
+            if not cids:
+                del self._waiting[key]
+        puts, origin = self._missing(final, stored)
+        claimed = {k for entries in final.values() for k in entries} | set(held)
+        self._report_unreadable(unreadable, claimed)
+        stale = {key: service for key, (service, _) in owned.items() if key not in claimed}
+        deletes = [k for service in stale.values() for k in self.renderer.owned_keys(service)]
+        refused = self.store.apply(list(puts.items()), deletes, self.lease)
+        self._drop_refused(refused, origin, final)
+        self._announce([s for entries in final.values() for k, s in entries.items()
+                        if k not in stored and k not in refused], list(stale.values()))
+        self.metrics.containers.set(len(running))
         if puts or deletes:
             log.info("reconciled", written=len(puts), deleted=len(deletes),
                      services=len(claimed))
-        for cid in set(self._by_container) - set(wanted):
+        for cid in set(self._by_container) - set(final) - deferred:
             self._commit(cid, {})
-        for cid in set(self._warned) - set(wanted):
+        for cid in set(self._warned) - set(running):
             del self._warned[cid]
-        for cid, entries in wanted.items():
+        for cid, entries in final.items():
             self._commit(cid, entries)
-
-    def _desired_all(self, registered: Callable[[str], bool],
-                     ) -> tuple[dict[str, Entries], dict[str, str]]:
-        """Entries per running container, and which container claims each key (two
-        containers asking for one key: the first by id keeps it, the other is warned)."""
-        wanted: dict[str, Entries] = {}
-        claimed: dict[str, str] = {}
-        ids = sorted(self.docker.running_ids())
-        # Inspects are I/O-bound round trips to the engine: a few in flight at once make a
-        # cold start with hundreds of containers several times faster.
-        with ThreadPoolExecutor(_INSPECT_WORKERS, thread_name_prefix="inspect") as pool:
-            infos = dict(zip(ids, pool.map(self.docker.inspect, ids), strict=True))
-        for cid in ids:
-            entries = self._desired(cid, registered, infos[cid])
-            for key in [k for k in entries if k in claimed]:
-                self._conflict(key, entries.pop(key), claimed[key])
-            claimed.update(dict.fromkeys(entries, cid))
-            wanted[cid] = entries
         if self.health is not None:
-            self.health.retain(set(wanted))
-        return wanted, claimed
+            self.health.retain(set(final) | deferred)
 
-    def _missing(self, wanted: dict[str, Entries], stored: dict[str, KeyValue]) -> dict[str, str]:
-        """Keys (ours and the host record) that are absent, differ, or sit on another lease."""
+    def _check_host_record(self, record: KeyValue | None) -> None:
+        """Our host record on a lease that is neither ours nor the one we take over: another
+        daemon took this host name over. Fighting it would delete its entries."""
+        if record is not None and record.lease not in (0, self.lease, self.adopt):
+            raise TakenOverError(f"the host record {record.key} is now on lease "
+                                 f"{record.lease:x}, not ours ({self.lease:x})")
+
+    def _missing(self, final: dict[str, Entries], stored: Mapping[str, KeyValue],
+                 ) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+        """Keys (ours and the host record) that are absent, differ, or sit on another lease,
+        and which (primary key, container) each one belongs to."""
         puts: dict[str, str] = {}
-        for entries in wanted.values():
+        origin: dict[str, tuple[str, str]] = {}
+        for cid, entries in final.items():
             for key, service in entries.items():
                 # Keep the first registration time across resyncs and daemon restarts.
                 stamp = (self._registered_at.get(key) or _stamp_of(stored.get(key))
                          or self.clock())
                 self._registered_at[key] = stamp
                 rendered = self.renderer.render(service, stamp)
-                puts.update({k: v for k, v in rendered.items()
-                             if not _same(stored.get(k), v, self.lease)})
+                changed = {k: v for k, v in rendered.items()
+                           if not _same(stored.get(k), v, self.lease)}
+                puts.update(changed)
+                origin.update(dict.fromkeys(changed, (key, cid)))
         host_key = self.renderer.keys.host(self.policy.hostname)
         record = self.host_record(self.lease)
         if not _same(stored.get(host_key), record, self.lease):
             puts[host_key] = record
-        return puts
+        return puts, origin
+
+    # -- who holds a key ----------------------------------------------------------------------
+    def _arbitrate(self, wanted: dict[str, Entries], held: Mapping[str, str],
+                   previous: Mapping[str, str]) -> dict[str, Entries]:
+        """The entries each container of `wanted` gets. `held`: keys kept by a container
+        outside this batch; `previous`: who had each key before."""
+        claims: dict[str, list[str]] = {}
+        for cid in sorted(wanted):
+            for key in wanted[cid]:
+                claims.setdefault(key, []).append(cid)
+        final: dict[str, Entries] = {cid: {} for cid in wanted}
+        lost: list[tuple[str, str, str]] = []
+        for key, cids in claims.items():
+            holder = held.get(key)
+            if holder is None:
+                holder = previous.get(key, "")
+                holder = holder if holder in cids else cids[0]
+            for cid in cids:
+                if cid == holder:
+                    final[cid][key] = wanted[cid][key]
+                else:
+                    lost.append((key, cid, holder))
+        self._note_waiting(set(wanted), lost, wanted)
+        return final
+
+    def _note_waiting(self, looked_at: set[str], lost: list[tuple[str, str, str]],
+                      wanted: dict[str, Entries]) -> None:
+        before = {(k, c) for k, cids in self._waiting.items() for c in cids if c in looked_at}
+        for cids in self._waiting.values():
+            cids.difference_update(looked_at)
+        for key, cid, holder in lost:
+            self._waiting.setdefault(key, set()).add(cid)
+            if (key, cid) not in before:
+                log.warning("service key held by another container; this one takes over "
+                            "when that one lets go", key=key,
+                            container=wanted[cid][key].container_name.lstrip("/"),
+                            holder=holder[:12])
+        for key in [k for k, cids in self._waiting.items() if not cids]:
+            del self._waiting[key]
 
     # -- helpers ----------------------------------------------------------------------------
-    def _desired(self, cid: str, registered: Callable[[str], bool],
-                 info: dict[str, Any] | None = _UNREAD) -> Entries:
+    def _want(self, ids: Iterable[str], registered: Callable[[str], bool]) -> dict[str, Entries]:
+        infos, _deferred = self.inspector.inspect(ids)
+        return {cid: self._desired(cid, registered, info) for cid, info in infos.items()}
+
+    def _desired(self, cid: str, registered: Callable[[str], bool], info: Info) -> Entries:
         """What the container should have in the store now, health checks applied."""
-        if info is _UNREAD:
-            info = self.docker.inspect(cid)
         if info is None:
             self._warned.pop(cid, None)
             if self.health is not None:
@@ -164,41 +238,75 @@ class Reconciler:
         if warnings != self._warned.get(cid, frozenset()):
             for w in sorted(warnings - self._warned.get(cid, frozenset()),
                             key=lambda w: (w.label, w.message)):
-                log.warning("bad label", container=w.container, label=w.label,
-                            problem=w.message)
+                if w.label == "-":
+                    log.warning("cannot register", container=w.container, problem=w.message)
+                else:
+                    log.warning("bad label", container=w.container, label=w.label,
+                                problem=w.message)
                 self.metrics.label_warnings.inc()
         self._warned[cid] = warnings
         entries = {self.renderer.primary_key(s): s for s in result.services}
         return entries if self.health is None else self.health.gate(cid, entries, registered)
 
-    def _owned(self, stored: Iterable[KeyValue]) -> dict[str, tuple[Service, str]]:
-        """This host's primary entries, parsed; unreadable values are reported once each."""
+    def _drop_refused(self, refused: list[str], origin: Mapping[str, tuple[str, str]],
+                      final: dict[str, Entries]) -> None:
+        """Entries the store would not take (bigger than it accepts in one request): said
+        once per entry and value, left out, their other keys removed; the rest goes on."""
+        siblings: list[str] = []
+        for key in dict.fromkeys(refused):
+            primary, cid = origin.get(key, ("", ""))
+            service = final.get(cid, {}).pop(primary, None)
+            if service is None:
+                continue
+            value = self.renderer.render(service, "")[primary]
+            siblings += [k for k in self.renderer.owned_keys(service) if k not in refused]
+            if self._refused.get(primary) != value:
+                self._refused[primary] = value
+                log.warning("store refused the entry (larger than it accepts in one request); "
+                            "service skipped", container=service.container_name.lstrip("/"),
+                            key=primary[:300], bytes=len(value.encode()))
+        if siblings:
+            self.store.apply([], siblings, self.lease)
+
+    def _announce(self, added: list[Service], removed: list[Service]) -> None:
+        for what, services, counter in (("added", added, self.metrics.registrations),
+                                        ("removed", removed, self.metrics.deregistrations)):
+            counter.inc(len(services))
+            for s in services:
+                log.info(what, name=s.name, id=s.id, address=host_port(s.address, s.port),
+                         protocol=s.protocol, container=s.container_name.lstrip("/"))
+
+    def _owned(self, stored: Iterable[KeyValue],
+               ) -> tuple[dict[str, tuple[Service, str]], dict[str, tuple[bytes, str]]]:
+        """This host's primary entries, parsed, and the unreadable ones with the problem."""
         owned = {}
+        unreadable = {}
         for kv in stored:
             if self.renderer.keys.parse_service(kv.key) is None:
                 continue
             try:
                 service, registered_at = parse_entry(kv.value)
             except ValueError as exc:
-                if self._unreadable.get(kv.key) != kv.value:
-                    log.warning("unreadable store entry left alone", key=kv.key[:300],
-                                problem=str(exc))
-                    self._unreadable[kv.key] = kv.value
+                unreadable[kv.key] = (kv.value, str(exc))
                 continue
             if service.host == self.policy.hostname:
                 owned[kv.key] = (service, registered_at)
-        return owned
+        return owned, unreadable
+
+    def _report_unreadable(self, unreadable: dict[str, tuple[bytes, str]],
+                           claimed: set[str]) -> None:
+        """Once per value; ours (about to be rewritten) need no word."""
+        for key, (value, problem) in unreadable.items():
+            if key not in claimed and self._unreadable.get(key) != value:
+                log.warning("unreadable store entry left alone", key=key[:300], problem=problem)
+                self._unreadable[key] = value
 
     def _stamp(self, key: str) -> str:
         return self._registered_at.get(key) or self._registered_at.setdefault(key, self.clock())
 
-    def _conflict(self, key: str, service: Service, owner: str) -> None:
-        log.warning("duplicate service key; first container keeps it", key=key,
-                    container=service.container_name.lstrip("/"), owner=owner[:12])
-
     def _commit(self, cid: str, entries: Entries) -> None:
         for key in self._by_container.pop(cid, {}):
-            if key not in entries:
+            if key not in entries and self._owner.get(key) == cid:
                 self._owner.pop(key, None)
                 self._registered_at.pop(key, None)
         if entries:
@@ -218,3 +326,4 @@ def _stamp_of(current: KeyValue | None) -> str:
 
 def _same(current: KeyValue | None, value: str, lease: int) -> bool:
     return current is not None and current.lease == lease and current.value == value.encode()
+

@@ -53,6 +53,7 @@ class Config:
     skydns_domain: str = "skydns.local"
     host_labels: tuple[tuple[str, str], ...] = ()
     keep_on_exit: bool = False
+    takeover: bool = False
     metrics_addr: tuple[str, int] | None = None
     log_level: str = "info"
 
@@ -165,6 +166,7 @@ def build_config(  # noqa: PLR0913 - one argument per flag, by design
     skydns_domain: str = "skydns.local",
     host_label: tuple[str, ...] = (),
     keep_on_exit: bool = False,
+    takeover: bool = False,
     metrics_addr: str | None = None,
     log_level: str = "info",
     etcd_cacert: str | None = None,
@@ -208,6 +210,7 @@ def build_config(  # noqa: PLR0913 - one argument per flag, by design
         skydns_domain=parse_domain(skydns_domain),
         host_labels=parse_host_labels(host_label),
         keep_on_exit=keep_on_exit,
+        takeover=takeover,
         metrics_addr=parse_metrics_addr(metrics_addr),
         log_level=log_level,
     )

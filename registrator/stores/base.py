@@ -3,14 +3,16 @@ integer handle that ties keys to this host's liveness."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 T = TypeVar("T")
 
-# etcd rejects transactions over 128 operations by default (--max-txn-ops).
+# etcd rejects transactions over 128 operations by default (--max-txn-ops), and requests
+# over 1.5 MiB (--max-request-bytes); a store configured lower is adapted to at run time.
 MAX_TXN_OPS = 128
+MAX_TXN_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,16 +35,35 @@ class Store(Protocol):
     def revoke_lease(self, lease: int) -> None:
         """Drop the lease and every key on it; a lease the store does not know is fine."""
 
+    def lease_ttl(self, lease: int) -> tuple[int, int]:
+        """(seconds left, TTL it was granted with); (-1, 0) when the store does not know it."""
+
     def get(self, key: str) -> KeyValue | None: ...
 
     def get_prefix(self, prefix: str) -> list[KeyValue]: ...
 
-    def apply(self, puts: Sequence[tuple[str, str]], deletes: Sequence[str], lease: int) -> None:
-        """Write `puts` on `lease` and delete `deletes`, in transactions of at most
-        MAX_TXN_OPS operations each."""
+    def apply(self, puts: Sequence[tuple[str, str]], deletes: Sequence[str],
+              lease: int) -> list[str]:
+        """Delete `deletes` and write `puts` on `lease`, in transactions of at most
+        MAX_TXN_OPS operations and MAX_TXN_BYTES each (deletes in transactions of their own,
+        so they go through even when the store takes no more writes). Returns the keys the
+        store refused to take even alone (too large for it); everything else is written."""
 
     def close(self) -> None: ...
 
 
-def batches(items: Sequence[T], size: int = MAX_TXN_OPS) -> list[Sequence[T]]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
+def batches(items: Sequence[T], size: int = MAX_TXN_OPS, max_bytes: int = MAX_TXN_BYTES,
+            weight: Callable[[T], int] = lambda _item: 0) -> list[Sequence[T]]:
+    """Consecutive runs of at most `size` items whose weights add up to at most
+    `max_bytes` (an item heavier than that alone gets a batch of its own)."""
+    out: list[Sequence[T]] = []
+    start, total = 0, 0
+    for i, item in enumerate(items):
+        w = weight(item)
+        if i > start and (i - start >= size or total + w > max_bytes):
+            out.append(items[start:i])
+            start, total = i, 0
+        total += w
+    if start < len(items):
+        out.append(items[start:])
+    return out

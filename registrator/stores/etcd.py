@@ -25,9 +25,14 @@ from pyetcd import etcdrpc
 from pyetcd import exceptions as etcd_exc
 from pyetcd.client import Endpoint, EtcdTokenCallCredentials, MultiEndpointEtcd3Client
 
-from registrator.errors import LeaseLostError, StoreError, StoreUnavailableError
+from registrator.errors import (
+    LeaseLostError,
+    StoreError,
+    StoreFullError,
+    StoreUnavailableError,
+)
 from registrator.settings import EtcdSettings
-from registrator.stores.base import KeyValue, batches
+from registrator.stores.base import MAX_TXN_BYTES, MAX_TXN_OPS, KeyValue, batches
 
 log = structlog.get_logger("registrator.store")
 P = ParamSpec("P")
@@ -37,6 +42,8 @@ R = TypeVar("R")
 # gRPC's own reconnect backoff grows to minutes. Both are cut so recovery after an etcd
 # restart takes well under a second.
 _TIME_RETRY = 0.25
+# Below this a transaction is not split further for size: one put goes alone instead.
+_MIN_TXN_BYTES = 4096
 _GRPC_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
@@ -104,6 +111,21 @@ def _convert(exc: BaseException) -> Exception:
     return StoreUnavailableError(f"etcd unreachable: {exc}")
 
 
+def _op_bytes(op: tuple[str, str | None]) -> int:
+    key, value = op
+    return len(key.encode()) + len((value or "").encode()) + 32  # + protobuf framing
+
+
+class _TooBigError(StoreError):
+    """etcd refused a transaction for its size (--max-request-bytes) or its number of
+    operations (--max-txn-ops)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"etcd refused the request as too big: {detail}")
+        self.detail = detail
+        self.too_many_ops = "too many operations" in detail
+
+
 class _AuthExpiredError(StoreUnavailableError):
     """etcd no longer accepts our auth token (it expired while we were away)."""
 
@@ -116,7 +138,7 @@ class _TlsFailedError(StoreUnavailableError):
         self.detail = detail
 
 
-def _from_rpc(exc: grpc.RpcError) -> Exception:
+def _from_rpc(exc: grpc.RpcError) -> Exception:  # noqa: PLR0911 - one return per kind
     code = exc.code() if hasattr(exc, "code") else None
     detail = (exc.details() if hasattr(exc, "details") else str(exc)) or ""
     if code == grpc.StatusCode.NOT_FOUND and "lease" in detail:
@@ -126,6 +148,13 @@ def _from_rpc(exc: grpc.RpcError) -> Exception:
     if (code == grpc.StatusCode.UNAUTHENTICATED
             or any(s in detail for s in ("invalid auth token", "auth store is old"))):
         return _AuthExpiredError(f"etcd auth token rejected ({detail}); authenticating again")
+    if ("request is too large" in detail or "too many operations" in detail
+            or "larger than max" in detail):
+        return _TooBigError(detail)
+    if "database space exceeded" in detail or "NOSPACE" in detail:
+        return StoreFullError(f"etcd is out of space (NOSPACE alarm; {detail}): deletes still "
+                              "go through; writes wait until an operator compacts, "
+                              "defragments and runs `etcdctl alarm disarm`")
     if "authentication failed" in detail:
         return StoreError(f"etcd authentication failed for --etcd-user: {detail}")
     if any(s in detail.lower() for s in _TLS_SIGNS):
@@ -232,6 +261,8 @@ class EtcdStore:
         self._settings = settings
         self._client: MultiEndpointEtcd3Client | None = None
         self._lock = threading.Lock()
+        self._max_ops = MAX_TXN_OPS
+        self._max_bytes = MAX_TXN_BYTES
 
     def describe(self) -> str:
         return ",".join(str(e) for e in self._settings.endpoints)
@@ -358,13 +389,54 @@ class EtcdStore:
                 for value, meta in self.client.get_prefix(prefix)]
 
     @_converted
-    def apply(self, puts: Sequence[tuple[str, str]], deletes: Sequence[str], lease: int) -> None:
+    def lease_ttl(self, lease: int) -> tuple[int, int]:
+        info = self.client.get_lease_info(lease)
+        return int(info.TTL), int(info.grantedTTL)
+
+    def apply(self, puts: Sequence[tuple[str, str]], deletes: Sequence[str],
+              lease: int) -> list[str]:
         # etcd rejects a transaction that names one key twice.
         put_map = dict(puts)
-        ops: list[Any] = [pyetcd.transactions.Put(k, v, lease) for k, v in put_map.items()]
-        ops += [pyetcd.transactions.Delete(k) for k in dict.fromkeys(deletes) if k not in put_map]
-        for chunk in batches(ops):
-            self.client.transaction(compare=[], success=list(chunk), failure=[])
+        # Deletes first, on their own: etcd takes delete-only transactions even with its
+        # NOSPACE alarm raised, so containers that stop are deregistered during an alarm.
+        dels = [(k, None) for k in dict.fromkeys(deletes) if k not in put_map]
+        refused: list[str] = []
+        for chunk in self._batches(dels):
+            self._write(chunk, lease, refused)
+        for chunk in self._batches(list(put_map.items())):
+            self._write(chunk, lease, refused)
+        return refused
+
+    def _batches(self, ops: Sequence[tuple[str, str | None]],
+                 ) -> list[Sequence[tuple[str, str | None]]]:
+        return batches(ops, self._max_ops, self._max_bytes, _op_bytes)
+
+    def _write(self, ops: Sequence[tuple[str, str | None]], lease: int,
+               refused: list[str]) -> None:
+        """One transaction; when etcd says it is too big, halve it (and remember the lower
+        limit) until it passes or a single put is left, which is refused alone."""
+        try:
+            self._transaction(ops, lease)
+        except _TooBigError as exc:
+            if len(ops) == 1:
+                refused.append(ops[0][0])
+                return
+            if exc.too_many_ops:
+                self._max_ops = max(1, len(ops) // 2)
+            else:
+                self._max_bytes = max(_MIN_TXN_BYTES, sum(map(_op_bytes, ops)) // 2)
+            log.warning("etcd refused a transaction as too big; writing smaller ones",
+                        ops=len(ops), max_ops=self._max_ops, max_bytes=self._max_bytes,
+                        reason=exc.detail)
+            half = len(ops) // 2
+            self._write(ops[:half], lease, refused)
+            self._write(ops[half:], lease, refused)
+
+    @_converted
+    def _transaction(self, ops: Sequence[tuple[str, str | None]], lease: int) -> None:
+        success: list[Any] = [pyetcd.transactions.Delete(k) if v is None
+                              else pyetcd.transactions.Put(k, v, lease) for k, v in ops]
+        self.client.transaction(compare=[], success=success, failure=[])
 
     def close(self) -> None:
         with self._lock:

@@ -41,7 +41,11 @@ class MemoryStore:
     def get_prefix(self, prefix: str) -> list[KeyValue]:
         return [kv for k, kv in sorted(self.data.items()) if k.startswith(prefix)]
 
-    def apply(self, puts: Sequence[tuple[str, str]], deletes: Sequence[str], lease: int) -> None:
+    def lease_ttl(self, lease: int) -> tuple[int, int]:
+        return (30, 30) if lease in self.leases else (-1, 0)
+
+    def apply(self, puts: Sequence[tuple[str, str]], deletes: Sequence[str],
+              lease: int) -> list[str]:
         if puts and lease not in self.leases:
             raise LeaseLostError(str(lease))
         self.applied.append((list(puts), list(deletes)))
@@ -49,6 +53,7 @@ class MemoryStore:
             self.data.pop(key, None)
         for key, value in puts:
             self.data[key] = KeyValue(key, value.encode(), lease)
+        return []
 
     def close(self) -> None:
         return

@@ -42,3 +42,11 @@ def test_batches_respect_the_transaction_limit():
     chunks = batches(items)
     assert [len(c) for c in chunks] == [128, 128, 44]
     assert [x for c in chunks for x in c] == items
+
+
+def test_batches_respect_a_byte_budget_and_keep_order():
+    items = [100, 100, 900, 50, 2000, 10, 10]
+    chunks = batches(items, size=3, max_bytes=1000, weight=lambda w: w)
+    # 100+100 fits, +900 would not; an item over the budget goes alone.
+    assert [list(c) for c in chunks] == [[100, 100], [900, 50], [2000], [10, 10]]
+    assert all(sum(c) <= 1000 or len(c) == 1 for c in chunks)
