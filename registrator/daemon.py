@@ -393,7 +393,9 @@ class Daemon:
                   retry_in=round(state.upcoming_sleep, 2), error=str(exc) or repr(exc))
 
         retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(retry_on),
+            # Configuration problems (another daemon holds this host name) never heal.
+            retry=tenacity.retry_if_exception(
+                lambda exc: isinstance(exc, retry_on) and not isinstance(exc, ConfigError)),
             wait=_backoff(max_wait),
             stop=lambda _state: self.stop.is_set(),
             sleep=self._sleep,

@@ -56,12 +56,12 @@ def free_port() -> int:
 class EtcdServer:
     """A single-node etcd from the local image, published on 127.0.0.1 only."""
 
-    def __init__(self, host_port: int | None = None) -> None:
+    def __init__(self, host_port: int | None = None, extra: str = "") -> None:
         self.container = (
             DockerContainer(ETCD_IMAGE)
             .with_command("--name node --data-dir /tmp/etcd "
                           "--listen-client-urls http://0.0.0.0:2379 "
-                          "--advertise-client-urls http://127.0.0.1:2379")
+                          f"--advertise-client-urls http://127.0.0.1:2379 {extra}")
             .with_kwargs(labels={TEST_LABEL: "etcd"})
         )
         # Published on loopback only (None: a random free port); testcontainers' own

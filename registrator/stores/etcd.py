@@ -71,6 +71,9 @@ _TLS_SIGNS = ("certificate_verify_failed", "handshake failed", "ssl_error", "tsi
               "security handshaker", "certificate", "verification check")
 _TLS_ADVICE = ("TLS handshake with etcd failed (check --etcd-cacert, --etcd-cert, --etcd-key "
                "and the server's certificate)")
+# What gRPC says when the endpoint speaks something other than HTTP/2 (a web server, a
+# proxy, etcd's peer port with TLS off...).
+_NOT_ETCD_SIGNS = ("Failed parsing HTTP/2", "http1.x server", "Received http2 header with status")
 # The HTTP/2 client preface and an empty SETTINGS frame: etcd answers with its own SETTINGS
 # once it accepted our certificate, or with a TLS alert when it did not.
 _H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"
@@ -148,6 +151,10 @@ def _from_rpc(exc: grpc.RpcError) -> Exception:  # noqa: PLR0911 - one return pe
     if (code == grpc.StatusCode.UNAUTHENTICATED
             or any(s in detail for s in ("invalid auth token", "auth store is old"))):
         return _AuthExpiredError(f"etcd auth token rejected ({detail}); authenticating again")
+    if any(s in detail for s in _NOT_ETCD_SIGNS):
+        return StoreError(f"something answered, but not etcd's gRPC API ({detail[:160]}); "
+                          "check the port of --etcd-endpoints (etcd's client port is "
+                          "usually 2379)")
     if ("request is too large" in detail or "too many operations" in detail
             or "larger than max" in detail):
         return _TooBigError(detail)
