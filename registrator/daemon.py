@@ -12,10 +12,8 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
 
 import structlog
-import tenacity
 
 from registrator import __version__
 from registrator.docker_source import DockerSource, EventStream
@@ -25,7 +23,6 @@ from registrator.errors import (
     LeaseLostError,
     RegistratorError,
     TakenOverError,
-    TransientError,
 )
 from registrator.health import HealthMonitor
 from registrator.inspector import Inspector
@@ -33,13 +30,13 @@ from registrator.keys import KeySpace
 from registrator.layouts import Renderer
 from registrator.metrics import Metrics, MetricsServer
 from registrator.reconcile import Reconciler, now_iso
+from registrator.retrying import Retrier, Stopped
 from registrator.settings import Config
 from registrator.stores.base import Store
 from registrator.takeover import Instance, previous_lease
 from registrator.workqueue import Work, WorkQueue
 
 log = structlog.get_logger("registrator.daemon")
-T = TypeVar("T")
 _JOIN_TIMEOUT = 10.0
 _TICK = 1.0
 _FROZEN_AFTER = 2.0  # oversleeping a tick by this much means the process was not running
@@ -47,19 +44,6 @@ _FROZEN_AFTER = 2.0  # oversleeping a tick by this much means the process was no
 WRITE_FAILURE_BOUND = 5.0
 # Docker's event times are wall-clock: transit beyond this is a clock step, not latency.
 _MAX_TRANSIT = 5.0
-
-
-def _backoff(cap: float) -> Callable[[tenacity.RetryCallState], float]:
-    """Exponential from 50 ms up to `cap` for outages; errors that retrying is unlikely to
-    fix (permissions, bugs) back off to 30 s so they are not logged in a tight loop."""
-
-    def wait(state: tenacity.RetryCallState) -> float:
-        outcome = state.outcome
-        exc = outcome.exception() if outcome is not None else None
-        limit = cap if isinstance(exc, TransientError) else 30.0
-        return float(min(limit, 0.05 * 2 ** min(state.attempt_number - 1, 20)))
-
-    return wait
 
 
 class Daemon:
@@ -85,6 +69,7 @@ class Daemon:
         self._server: MetricsServer | None = None
         self._old_lease: int | None = None
         self._stream: EventStream | None = None
+        self._retry = Retrier(self.stop)
         self._instance: Instance | None = None
         self._write_failing_since: float | None = None
         self._last_write_error = ""
@@ -112,14 +97,14 @@ class Daemon:
             self._server.start()
             log.info("serving /metrics and /healthz", port=self._server.port)
         try:
-            self._retry("docker", self.docker.ping)
-            self._retry("store", self.store.connect)
-            self._instance = Instance.current(self._retry("docker", self.docker.engine_id))
-            self._old_lease = self._retry("store", self._previous_lease)
+            self._retry.call("docker", self.docker.ping)
+            self._retry.call("store", self.store.connect)
+            self._instance = Instance.current(self._retry.call("docker", self.docker.engine_id))
+            self._old_lease = self._retry.call("store", self._previous_lease)
             self.reconciler.adopt = self._old_lease
             # Subscribe before the first listing, so nothing falls between the two.
-            stream = self._retry("docker", self.docker.events)
-        except _Stopped:
+            stream = self._retry.call("docker", self.docker.events)
+        except Stopped:
             return self._shutdown(threads)
         except TakenOverError:
             self._shutdown(threads)
@@ -197,8 +182,8 @@ class Daemon:
         while not self.stop.is_set():
             if stream is None:
                 try:
-                    stream = self._retry("docker", self.docker.events)
-                except _Stopped:
+                    stream = self._retry.call("docker", self.docker.events)
+                except Stopped:
                     return
                 log.info("docker event stream reconnected; full reconcile")
                 self.metrics.reconnects.labels("docker").inc()
@@ -301,8 +286,8 @@ class Daemon:
         try:
             # Quick retries: the store must converge within ~1 s of an outage ending. A
             # failed attempt is cheap: a full reconcile reads the store before Docker.
-            self._retry("reconcile", attempt, retry_on=Exception, max_wait=0.5, every=False)
-        except _Stopped:
+            self._retry.call("reconcile", attempt, retry_on=Exception, max_wait=0.5, every=False)
+        except Stopped:
             return
         except TakenOverError as exc:
             log.error("this host name was taken over by another daemon; stopping",  # noqa: TRY400 - no traceback wanted
@@ -373,43 +358,6 @@ class Daemon:
             "instance": self._instance.as_record() if self._instance is not None else None,
         }, sort_keys=True)
 
-    def _sleep(self, seconds: float) -> None:
-        self.stop.wait(seconds)  # SIGTERM is never stuck behind a backoff
-
-    def _retry(self, what: str, func: Callable[[], T],
-               retry_on: type[BaseException] = RegistratorError, max_wait: float = 5.0,
-               every: bool = True) -> T:
-        """Call `func` until it works, with backoff, logging failed attempts (each one, or
-        with `every=False` attempts 1, 2, 4, 8... and every 30th); raises _Stopped when the
-        daemon is asked to stop meanwhile."""
-
-        def log_attempt(state: tenacity.RetryCallState) -> None:
-            n = state.attempt_number
-            if not every and n & (n - 1) and n % 30:
-                return
-            exc = state.outcome.exception() if state.outcome else None
-            level = log.warning if isinstance(exc, TransientError) else log.error
-            level(f"{what} failed; retrying", attempt=state.attempt_number,
-                  retry_in=round(state.upcoming_sleep, 2), error=str(exc) or repr(exc))
-
-        retrying = tenacity.Retrying(
-            # Configuration problems (another daemon holds this host name) never heal.
-            retry=tenacity.retry_if_exception(
-                lambda exc: isinstance(exc, retry_on) and not isinstance(exc, ConfigError)),
-            wait=_backoff(max_wait),
-            stop=lambda _state: self.stop.is_set(),
-            sleep=self._sleep,
-            before_sleep=log_attempt,
-            reraise=True,
-        )
-        try:
-            return retrying(func)
-        except retry_on:
-            if self.stop.is_set():
-                raise _Stopped from None
-            raise
-
-
 def _monotonic_at(event_time: float | None) -> float | None:
     """An event's wall-clock time as a monotonic one: a clock step between Docker's stamp and
     now is clamped, not recorded as hours of latency."""
@@ -417,7 +365,3 @@ def _monotonic_at(event_time: float | None) -> float | None:
         return None
     transit = min(max(0.0, time.time() - event_time), _MAX_TRANSIT)
     return time.monotonic() - transit
-
-
-class _Stopped(Exception):  # noqa: N818 - internal control flow, not an error
-    """The daemon was asked to stop while waiting to retry."""

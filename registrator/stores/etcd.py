@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
-import ssl
 import threading
-import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 # gRPC's C core prints its own unstructured lines to stderr on every failed TLS handshake;
@@ -33,6 +29,7 @@ from registrator.errors import (
 )
 from registrator.settings import EtcdSettings
 from registrator.stores.base import MAX_TXN_BYTES, MAX_TXN_OPS, KeyValue, batches
+from registrator.stores.etcd_tls import TLS_ADVICE, check_tls_files, read, tls_reason
 
 log = structlog.get_logger("registrator.store")
 P = ParamSpec("P")
@@ -69,14 +66,9 @@ _CAUGHT = (*_UNAVAILABLE, ValueError, grpc.RpcError)
 # security handshaker".
 _TLS_SIGNS = ("certificate_verify_failed", "handshake failed", "ssl_error", "tsi_",
               "security handshaker", "certificate", "verification check")
-_TLS_ADVICE = ("TLS handshake with etcd failed (check --etcd-cacert, --etcd-cert, --etcd-key "
-               "and the server's certificate)")
 # What gRPC says when the endpoint speaks something other than HTTP/2 (a web server, a
 # proxy, etcd's peer port with TLS off...).
 _NOT_ETCD_SIGNS = ("Failed parsing HTTP/2", "http1.x server", "Received http2 header with status")
-# The HTTP/2 client preface and an empty SETTINGS frame: etcd answers with its own SETTINGS
-# once it accepted our certificate, or with a TLS alert when it did not.
-_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 
 
 def _converted(func: Callable[P, R]) -> Callable[P, R]:
@@ -137,7 +129,7 @@ class _TlsFailedError(StoreUnavailableError):
     """The TLS session with etcd could not be set up."""
 
     def __init__(self, detail: str) -> None:
-        super().__init__(f"{_TLS_ADVICE}: {detail}")
+        super().__init__(f"{TLS_ADVICE}: {detail}")
         self.detail = detail
 
 
@@ -171,96 +163,6 @@ def _from_rpc(exc: grpc.RpcError) -> Exception:  # noqa: PLR0911 - one return pe
         return StoreUnavailableError(f"etcd unreachable: {detail}")
     name = code.name if code is not None else "error"
     return StoreError(f"etcd refused the request ({name}): {detail}")
-
-
-def _read(path: str | None, flag: str) -> bytes | None:
-    if not path:
-        return None
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        # Files can vanish for a moment while certificates are rotated: retry.
-        raise StoreUnavailableError(f"{flag} {path!r}: {exc.strerror}") from None
-
-
-def _no_password() -> bytes:
-    return b""
-
-
-def _check_tls_files(s: EtcdSettings, key_pem: bytes | None) -> None:
-    """gRPC says only "Failed to create security handshaker" for a CA file or a
-    certificate/key pair it cannot use: check them here and say which. Messages name files
-    and OpenSSL's reason, never their content."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    if s.cacert:
-        try:
-            ctx.load_verify_locations(cafile=s.cacert)
-        except (ssl.SSLError, ValueError):
-            raise StoreError(f"--etcd-cacert {s.cacert!r} holds no PEM certificate") from None
-        except OSError as exc:
-            raise StoreUnavailableError(f"--etcd-cacert {s.cacert!r}: {exc.strerror}") from None
-    if s.cert and s.key:
-        if key_pem is not None and b"ENCRYPTED" in key_pem:
-            raise StoreError(f"--etcd-key {s.key!r} is encrypted; gRPC needs an unencrypted key")
-        try:
-            ctx.load_cert_chain(s.cert, s.key, password=_no_password)
-        except ssl.SSLError as exc:
-            if exc.reason == "KEY_VALUES_MISMATCH":
-                raise StoreError(f"--etcd-key {s.key!r} is not the private key of "
-                                 f"--etcd-cert {s.cert!r}") from None
-            why = exc.reason or "not readable as PEM"
-            raise StoreError(f"--etcd-cert {s.cert!r} and --etcd-key {s.key!r} must be a PEM "
-                             f"certificate and its PEM private key ({why})") from None
-        except OSError as exc:
-            raise StoreUnavailableError(f"--etcd-cert/--etcd-key: {exc.strerror}") from None
-
-
-def _tls_reason(s: EtcdSettings) -> str | None:
-    try:
-        ctx = ssl.create_default_context(cafile=s.cacert)
-        if s.cert and s.key:
-            ctx.load_cert_chain(s.cert, s.key, password=_no_password)
-        ctx.set_alpn_protocols(["h2"])
-    except (OSError, ValueError):  # ssl.SSLError is an OSError; checked just before anyway
-        return None
-    for ep in (e for e in s.endpoints if e.secure):
-        try:
-            with (socket.create_connection((ep.host, ep.port), timeout=min(s.timeout, 3.0))
-                  as raw, ctx.wrap_socket(raw, server_hostname=ep.host) as tls):
-                tls.sendall(_H2_PREFACE)
-                tls.recv(1)
-        except ssl.SSLCertVerificationError as exc:
-            return f"{ep}: etcd's certificate is not trusted: {exc.verify_message}"
-        except ssl.SSLError as exc:
-            if "ALERT" not in (exc.reason or ""):
-                return f"{ep}: {exc.reason or exc}"
-            alert = (exc.reason or "").split("ALERT_", 1)[-1].replace("_", " ").lower()
-            return f"{ep}: etcd rejected the client certificate ({alert}): {_cert_hint(s)}"
-        except OSError:
-            continue  # not reachable now: nothing to learn from this one
-        return None
-    return None
-
-
-def _cert_hint(s: EtcdSettings) -> str:
-    if not s.cert:
-        return "etcd requires one (--etcd-cert, --etcd-key)"
-    expiry = _cert_expiry(s.cert)
-    if expiry is not None and expiry < time.time():
-        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(expiry))
-        return f"--etcd-cert {s.cert!r} expired on {when}"
-    return (f"is --etcd-cert {s.cert!r} signed by a CA etcd trusts (its --trusted-ca-file), "
-            "and valid now?")
-
-
-def _cert_expiry(path: str) -> float | None:
-    """When the certificate in `path` expires (epoch seconds), if the standard library can
-    tell; only used to explain a rejected client certificate."""
-    decode = getattr(getattr(ssl, "_ssl", None), "_test_decode_cert", None)
-    try:
-        return ssl.cert_time_to_seconds(decode(path)["notAfter"]) if decode else None
-    except (OSError, ValueError, KeyError, TypeError, ssl.SSLError):
-        return None
 
 
 class EtcdStore:
@@ -315,9 +217,9 @@ class EtcdStore:
         s = self._settings
         if not any(e.secure for e in s.endpoints):
             return None
-        ca, key, cert = (_read(s.cacert, "--etcd-cacert"), _read(s.key, "--etcd-key"),
-                         _read(s.cert, "--etcd-cert"))
-        _check_tls_files(s, key)
+        ca, key, cert = (read(s.cacert, "--etcd-cacert"), read(s.key, "--etcd-key"),
+                         read(s.cert, "--etcd-cert"))
+        check_tls_files(s, key)
         return grpc.ssl_channel_credentials(ca, key, cert)
 
     def token(self) -> object:
@@ -352,12 +254,12 @@ class EtcdStore:
         endpoint directly with the standard library, which does."""
         s = self._settings
         try:
-            key = _read(s.key, "--etcd-key")
-            _check_tls_files(s, key)
+            key = read(s.key, "--etcd-key")
+            check_tls_files(s, key)
         except (StoreError, StoreUnavailableError) as exc:
-            return StoreUnavailableError(f"{_TLS_ADVICE}: {exc}")
-        reason = _tls_reason(s)
-        return error if reason is None else StoreUnavailableError(f"{_TLS_ADVICE}: {reason}")
+            return StoreUnavailableError(f"{TLS_ADVICE}: {exc}")
+        reason = tls_reason(s)
+        return error if reason is None else StoreUnavailableError(f"{TLS_ADVICE}: {reason}")
 
     @property
     def client(self) -> MultiEndpointEtcd3Client:
