@@ -125,3 +125,19 @@ def test_label_warnings_are_logged_once_per_change(world):
 def _kv(key, value):
     raw = value if isinstance(value, str) else json.dumps(value)
     return KeyValue(key, raw.encode(), 0)
+
+
+def test_a_skip_that_is_not_about_a_label_is_not_called_a_bad_label():
+    store, docker = MemoryStore(), FakeDocker()
+    rec = Reconciler(store, docker, Policy(hostname="h1", host_ip="10.0.0.1", internal=True),
+                     Renderer(KeySpace(PREFIX)), host_record=lambda lease: "{}")
+    rec.lease = store.grant_lease(30)
+    docker.add("c1", "multi", 8001)
+    docker.containers["c1"]["NetworkSettings"]["Networks"] = {
+        "a": {"IPAddress": "172.18.0.2"}, "b": {"IPAddress": "172.19.0.2"}}
+    with capture_logs() as logs:
+        rec.full()
+    skipped = [e for e in logs if e["event"] == "cannot register"]
+    assert len(skipped) == 1
+    assert "--network" in skipped[0]["problem"]
+    assert not [e for e in logs if e["event"] == "bad label"]
