@@ -130,7 +130,7 @@ def _kv(key, value):
 def test_a_skip_that_is_not_about_a_label_is_not_called_a_bad_label():
     store, docker = MemoryStore(), FakeDocker()
     rec = Reconciler(store, docker, Policy(hostname="h1", host_ip="10.0.0.1", internal=True),
-                     Renderer(KeySpace(PREFIX)), host_record=lambda lease: "{}")
+                     Renderer(KeySpace(PREFIX)), host_record=lambda _lease: "{}")
     rec.lease = store.grant_lease(30)
     docker.add("c1", "multi", 8001)
     docker.containers["c1"]["NetworkSettings"]["Networks"] = {
