@@ -41,6 +41,13 @@ class Store(Protocol):
         """Write `puts` on `lease` and delete `deletes`, in transactions of at most
         MAX_TXN_OPS operations each."""
 
+    def put(self, key: str, value: bytes) -> None:
+        """Write one key without a lease, in one request (configuration values, SPEC §9:
+        they outlive every host's session)."""
+
+    def delete(self, key: str) -> bool:
+        """Delete one key in one request; True when it existed."""
+
     def close(self) -> None: ...
 
 

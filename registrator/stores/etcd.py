@@ -366,6 +366,14 @@ class EtcdStore:
         for chunk in batches(ops):
             self.client.transaction(compare=[], success=list(chunk), failure=[])
 
+    @_converted
+    def put(self, key: str, value: bytes) -> None:
+        self.client.put(key, value)
+
+    @_converted
+    def delete(self, key: str) -> bool:
+        return bool(self.client.delete(key))
+
     def close(self) -> None:
         with self._lock:
             if self._client is not None:

@@ -1,0 +1,163 @@
+"""crypt's value format (SPEC §9) with gpg-made keys: round trip, format detection, and
+one clear error (naming no secret) for a wrong keyring or a corrupt value. Needs gpg."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import os
+import shutil
+import subprocess
+
+import pytest
+from gpgkeys import Keypair, agents_left, make_keypair
+
+from registrator.configvalues.crypt import CryptError, decrypt, encrypt, is_encrypted
+
+pytestmark = pytest.mark.skipif(shutil.which("gpg") is None and not os.environ.get("CI"),
+                                reason="gpg is not installed; run scripts/setup")
+
+SECRET = b"postgres://shop:hunter2-s3cret@db:5432/shop\n"
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory) -> tuple[Keypair, Keypair]:
+    directory = tmp_path_factory.mktemp("keys")
+    return make_keypair(directory, "alice"), make_keypair(directory, "bob")
+
+
+def test_round_trip(keys):
+    alice, _ = keys
+    value = encrypt(SECRET, alice.public)
+    assert is_encrypted(value)
+    assert SECRET not in value
+    assert decrypt(value, alice.secret, "k") == SECRET
+
+
+@pytest.mark.parametrize("plaintext", [b"", b"\x00\xff binary", "\u00e9t\u00e9".encode(),
+                                       b"a: 1\nb:\n  - x\n" * 2000])
+def test_round_trip_of_any_bytes(keys, plaintext):
+    alice, _ = keys
+    assert decrypt(encrypt(plaintext, alice.public), alice.secret, "k") == plaintext
+
+
+def test_format_is_base64_of_a_binary_openpgp_message_of_gzip(keys, tmp_path):
+    """Checked with gpg itself, independent of our decrypt: base64 -> binary message whose
+    first packet is a public-key encrypted session key; its plaintext is gzip."""
+    alice, _ = keys
+    value = encrypt(SECRET, alice.public)
+    raw = base64.b64decode(value, validate=True)
+    assert raw[0] & 0x80
+    home = tmp_path / "gpghome"
+    home.mkdir(mode=0o700)
+    env = {**os.environ, "GNUPGHOME": str(home)}
+    try:
+        subprocess.run(["gpg", "--batch", "--import", alice.secret], env=env, check=True,
+                       capture_output=True)
+        packets = subprocess.run(["gpg", "--batch", "--list-packets"], input=raw, env=env,
+                                 capture_output=True, check=False).stdout.decode()
+        assert ":pubkey enc packet:" in packets.splitlines()[0] + packets
+        plain = subprocess.run(["gpg", "--batch", "--decrypt"], input=raw, env=env,
+                               capture_output=True, check=True).stdout
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False)
+    assert gzip.decompress(plain) == SECRET
+
+
+def test_detection_is_not_fooled_by_plain_values():
+    for plain in (b"", b"hello", b"postgres://db:5432/shop", b"aGVsbG8=",
+                  base64.b64encode(b"plain text that happens to be base64 encoded, long"),
+                  b'{"a": 1}', b"\xff\xfe"):
+        assert not is_encrypted(plain), plain
+
+
+def test_wrong_secret_keyring_is_one_clear_line(keys):
+    alice, bob = keys
+    value = encrypt(SECRET, alice.public)
+    with pytest.raises(CryptError) as err:
+        decrypt(value, bob.secret, "/p/config/shop/defaults/db.url")
+    message = str(err.value)
+    assert "\n" not in message
+    assert "/p/config/shop/defaults/db.url" in message
+    assert "holds no key" in message
+
+
+def test_public_keyring_given_as_secret_keyring(keys):
+    alice, _ = keys
+    with pytest.raises(CryptError, match="holds no secret key"):
+        decrypt(encrypt(SECRET, alice.public), alice.public, "k")
+
+
+def test_missing_or_junk_keyring_files(keys, tmp_path):
+    alice, _ = keys
+    value = encrypt(SECRET, alice.public)
+    with pytest.raises(CryptError, match="No such file"):
+        decrypt(value, str(tmp_path / "nope.asc"), "k")
+    junk = tmp_path / "junk.asc"
+    junk.write_text("not a key\n")
+    with pytest.raises(CryptError, match="not an ASCII-armored"):
+        decrypt(value, str(junk), "k")
+    with pytest.raises(CryptError, match="not an ASCII-armored"):
+        encrypt(SECRET, str(junk))
+
+
+def test_a_key_without_an_encryption_subkey_is_explained(tmp_path):
+    home = tmp_path / "h"
+    home.mkdir(mode=0o700)
+    env = {**os.environ, "GNUPGHOME": str(home)}
+    try:
+        subprocess.run(["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "",
+                        "--quick-gen-key", "signonly <s@example.invalid>", "rsa2048", "sign",
+                        "never"], env=env, check=True, capture_output=True)
+        pub = tmp_path / "signonly.asc"
+        pub.write_bytes(subprocess.run(["gpg", "--armor", "--export"], env=env, check=True,
+                                       capture_output=True).stdout)
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False)
+    with pytest.raises(CryptError, match="encryption subkey"):
+        encrypt(SECRET, str(pub))
+
+
+@pytest.mark.parametrize("corrupt", [
+    b"not base64 at all!",
+    base64.b64encode(b"\xc1" + b"\x00" * 40),  # looks like a message, is garbage
+])
+def test_corrupt_values_name_the_key(keys, corrupt):
+    alice, _ = keys
+    with pytest.raises(CryptError) as err:
+        decrypt(corrupt, alice.secret, "/p/config/shop/defaults/k")
+    assert "/p/config/shop/defaults/k" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_encrypted_non_gzip_content_is_corrupt(keys, tmp_path):
+    """A message that decrypts but whose content is not gzip (not crypt's format)."""
+    alice, _ = keys
+    home = tmp_path / "h"
+    home.mkdir(mode=0o700)
+    env = {**os.environ, "GNUPGHOME": str(home)}
+    try:
+        subprocess.run(["gpg", "--batch", "--import", alice.public], env=env, check=True,
+                       capture_output=True)
+        raw = subprocess.run(["gpg", "--batch", "--trust-model", "always", "--encrypt",
+                              "--recipient", alice.fingerprint], input=b"not gzip", env=env,
+                             check=True, capture_output=True).stdout
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False)
+    with pytest.raises(CryptError, match=r"corrupt.*not gzip"):
+        decrypt(base64.b64encode(raw), alice.secret, "k")
+
+
+def test_secrets_never_in_error_messages(keys):
+    alice, bob = keys
+    value = encrypt(SECRET, alice.public)
+    with pytest.raises(CryptError) as err:
+        decrypt(value, bob.secret, "k")
+    assert b"hunter2" not in str(err.value).encode()
+    assert "PGP" not in str(err.value)
+
+
+def test_no_gpg_agent_is_left_running(keys):
+    alice, _ = keys
+    decrypt(encrypt(SECRET, alice.public), alice.secret, "k")
+    assert agents_left() == []
