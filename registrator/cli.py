@@ -132,6 +132,9 @@ def healthcheck(metrics_addr: str | None, timeout: float) -> None:
         sys.exit(1)
 
 
+cli.add_command(__import__("registrator.cli_config", fromlist=["config"]).config)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     try:
         code = cli.main(args=argv, prog_name="registrator", standalone_mode=False)
