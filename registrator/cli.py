@@ -132,7 +132,7 @@ def healthcheck(metrics_addr: str | None, timeout: float) -> None:
         sys.exit(1)
 
 
-cli.add_command(__import__("registrator.cli_config", fromlist=["config"]).config)
+from registrator import cli_config  # noqa: E402, F401 - adds the `config` group (cycle-safe)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
