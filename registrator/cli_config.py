@@ -186,6 +186,35 @@ def rm(app: str, key: str, host: str | None, **flags: Any) -> None:
         raise NotSetError(f"{key!r} of app {app!r} has no {where}")
 
 
+@config.command(context_settings=ENV)
+@click.argument("app")
+@click.option("--user", required=True, help="etcd user that gets the role.")
+@click.option("--write", is_flag=True, help="Also let the user write the app's values.")
+@click.option("--role", default=None, help="Role name [default: config-<app>].")
+@store_options
+@_one_line_errors
+def grant(app: str, user: str, write: bool, role: str | None, **flags: Any) -> None:
+    """Access zone: give etcd USER a role that can read (--write: and write) APP's
+    configuration and nothing else. Run it as an etcd user that may manage auth (root)."""
+    # Imported here: `registrator --help` should not import grpc.
+    from registrator.stores.etcd import EtcdStore  # noqa: PLC0415
+    from registrator.stores.etcd_roles import grant_prefix  # noqa: PLC0415
+
+    root = ConfigLayout.under(flags["prefix"]).app_root(app)
+    for what, name in (("--user", user), ("--role", role)):
+        if name is not None and (not name or any(not ch.isprintable() for ch in name)):
+            raise ConfigError(f"{what} {name!r} must be printable and not empty")
+    store = open_store(flags)
+    try:
+        if not isinstance(store, EtcdStore):
+            raise ConfigError("config grant needs an etcd store (etcd roles)")
+        grant_prefix(store, role or f"config-{app}", root, user, write)
+    finally:
+        store.close()
+    access = "read-write" if write else "read"
+    click.echo(f"user {user!r} has role {role or f'config-{app}'!r}: {access} on {root}")
+
+
 def _signal_number(name: str | None) -> int | None:
     if name is None:
         return None

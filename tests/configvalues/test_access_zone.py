@@ -101,3 +101,53 @@ def test_role_reads_its_own_config_and_nothing_else(tls_etcd, pki):
         assert value == b"postgres://db"
     finally:
         root.close()
+
+
+@pytest.fixture
+def fresh_tls_etcd(pki, docker_client) -> Iterator[TlsEtcdServer]:
+    """An etcd of this test's own: auth, once enabled, stays on for every later test."""
+    server = TlsEtcdServer(pki).start()
+    yield server
+    server.stop()
+
+
+def test_config_grant_creates_the_zone(fresh_tls_etcd, pki):
+    server, prefix = fresh_tls_etcd, new_prefix()
+
+    def as_root(*args: str):
+        # With auth on, the client certificate's CN ("root") is the etcd user: no password.
+        return run_config(server.endpoint, prefix, *args, *tls_flags(pki, "root"))
+
+    def as_shop(*args: str):
+        return run_config(server.endpoint, prefix, *args, *tls_flags(pki, "client"),
+                          "--etcd-user", SHOP_USER,
+                          env=clean_env(REGISTRATOR_ETCD_PASSWORD=SHOP_PASSWORD))
+
+    as_root("set", "shop", "db.url", "postgres://db")
+    as_root("set", "other", "db.url", "postgres://other")
+    for args in (["user", "add", "root", f"--new-user-password={ROOT_PASSWORD}"],
+                 ["user", "add", SHOP_USER, f"--new-user-password={SHOP_PASSWORD}"],
+                 ["auth", "enable"]):
+        server.etcdctl(*args)
+    assert as_shop("get", "shop", "db.url").code == 1  # no role yet
+
+    unknown = as_root("grant", "shop", "--user", "nobody")
+    assert unknown.code == 1
+    assert "user name not found" in one_line(unknown)
+
+    granted = as_root("grant", "shop", "--user", SHOP_USER)
+    assert granted.code == 0, granted.err
+    assert f"read on {prefix}/config/shop/" in granted.text
+    assert as_shop("get", "shop", "db.url").text == "postgres://db\n"
+    assert as_shop("get", "other", "db.url").code == 1
+    assert as_shop("set", "shop", "db.url", "postgres://mine").code == 1
+
+    # Again with --write: the same role now lets the shop write its own values, only those.
+    assert as_root("grant", "shop", "--user", SHOP_USER, "--write").code == 0
+    assert as_shop("set", "shop", "db.url", "postgres://mine").code == 0
+    assert as_shop("get", "shop", "db.url").text == "postgres://mine\n"
+    refused = as_shop("set", "other", "db.url", "postgres://evil")
+    assert refused.code == 1
+    assert "permission denied" in one_line(refused)
+    # A user without auth rights cannot hand out roles.
+    assert "permission denied" in one_line(as_shop("grant", "other", "--user", SHOP_USER))
