@@ -64,6 +64,7 @@ class Runner:
         self.stopping = False
         self.restarting = False
         self.kill_at: float | None = None
+        self.read_failing = False
 
     # -- the program -----------------------------------------------------------------------
 
@@ -142,12 +143,19 @@ class Runner:
 
     def _read(self) -> dict[str, str] | None:
         try:
-            return self.load()
+            values = self.load()
         except RegistratorError as exc:
-            # The program keeps running with what it has; the next read tries again.
-            log.warning("cannot read configuration; keeping the program as it is",
-                        error=str(exc))
+            # The program keeps running with what it has; the next read tries again. One
+            # line per outage, not one per read.
+            if not self.read_failing:
+                log.warning("cannot read configuration; keeping the program as it is",
+                            error=str(exc))
+            self.read_failing = True
             return None
+        if self.read_failing:
+            log.info("configuration readable again")
+            self.read_failing = False
+        return values
 
     def _apply(self, values: dict[str, str]) -> None:
         assert self.watch is not None  # noqa: S101 - only called when watching

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from config_support import clean_env, exec_cmd
-from harness import wait_until
+from harness import Proxy, wait_until
 
 # A program that records its environment and every signal it gets, one JSON line each, in
 # the file named by argv[1]; it exits 0 on SIGTERM, after recording it.
@@ -62,11 +62,13 @@ def starts(log: Path) -> list[dict]:
 
 class Exec:
     def __init__(self, etcd, prefix: str, app: str, *options: str, program: list[str],
-                 env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen(exec_cmd(etcd.endpoint, prefix, app, *options,
+                 env: dict[str, str] | None = None, endpoint: str | None = None,
+                 stderr: Path | None = None) -> None:
+        self._err = stderr.open("wb") if stderr is not None else None
+        self.proc = subprocess.Popen(exec_cmd(endpoint or etcd.endpoint, prefix, app, *options,
                                               program=program),
                                      env=clean_env(**(env or {})), stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
+                                     stderr=self._err or subprocess.PIPE)
 
     def wait(self, timeout: float = 20) -> int:
         return self.proc.wait(timeout)
@@ -75,7 +77,7 @@ class Exec:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
-        for stream in (self.proc.stdout, self.proc.stderr):
+        for stream in (self.proc.stdout, self.proc.stderr, self._err):
             if stream is not None:
                 stream.close()
 
@@ -243,3 +245,30 @@ def test_watch_with_signal_sends_it_instead_of_restarting(config, etcd, prefix, 
 def test_watch_ends_when_the_program_ends(config, etcd, prefix, execs):
     running = execs(etcd, prefix, "shop", "--watch", program=["sh", "-c", "sleep 0.3; exit 5"])
     assert running.wait() == 5
+
+
+def test_watch_survives_a_store_outage(config, etcd, prefix, program, execs, tmp_path):
+    argv, log = program
+    config("set", "shop", "db.url", "postgres://one")
+    proxy = Proxy(("127.0.0.1", etcd.port))
+    err = tmp_path / "exec.err"
+    try:
+        running = execs(etcd, prefix, "shop", "--watch", "--interval", "200ms", "--wait",
+                        "200ms:1s", "--etcd-timeout", "1s", program=argv,
+                        endpoint=f"http://127.0.0.1:{proxy.port}", stderr=err)
+        wait_until(lambda: starts(log), timeout=20, message="the program to start")
+        proxy.cut()
+        wait_until(lambda: "cannot read configuration" in err.read_text(), timeout=20,
+                   message="exec to notice the outage")
+        assert running.proc.poll() is None
+        assert len(starts(log)) == 1  # the program keeps running as it is
+        etcd.view.put(f"{prefix}/config/shop/defaults/db.url", "postgres://two")
+        proxy.restore()
+        second = wait_until(lambda: starts(log)[1:], timeout=30,
+                            message="a restart with the change made during the outage")[0]
+        assert second["env"]["DB_URL"] == "postgres://two"
+        assert err.read_text().count("cannot read configuration") == 1  # once per outage
+        running.proc.send_signal(signal.SIGTERM)
+        assert running.wait() == 0
+    finally:
+        proxy.cut()
