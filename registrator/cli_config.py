@@ -80,9 +80,10 @@ def config() -> None:
 @click.argument("app")
 @click.argument("key")
 @click.argument("value")
-@click.option("--host", default=None,
+@click.option("--host", default=None, allow_from_autoenv=False,
               help="Store an override for this host only [default: the app's default].")
-@_option("--encrypt", is_flag=True, help="Store the value in crypt's encrypted format.")
+@click.option("--encrypt", is_flag=True, allow_from_autoenv=False,
+              help="Store the value in crypt's encrypted format.")
 @_option("--keyring", default=None, help="ASCII-armored public keyring for --encrypt.")
 @store_options
 @_one_line_errors
@@ -92,9 +93,14 @@ def set_(  # noqa: PLR0913 - one argument per flag, by design
     """Set KEY of APP to VALUE ('-' reads the value from stdin)."""
     layout = ConfigLayout.under(flags["prefix"])
     target = layout.key_for(app, key, None if host is None else check_host(host))
-    if encrypt != bool(keyring):
-        raise ConfigError("--encrypt and --keyring go together (crypt's format needs the "
-                          "public keyring to encrypt for)")
+    if encrypt and not keyring:
+        raise ConfigError("--encrypt needs --keyring (or REGISTRATOR_KEYRING): the public "
+                          "keyring to encrypt for")
+    given = click.get_current_context().get_parameter_source("keyring")
+    if keyring and not encrypt and given == click.core.ParameterSource.COMMANDLINE:
+        # Storing in clear what the user meant to encrypt would be the worst outcome.
+        raise ConfigError("--keyring without --encrypt: add --encrypt to store the value "
+                          "encrypted")
     data = sys.stdin.buffer.read() if value == "-" else value.encode("utf-8", "surrogateescape")
     if encrypt and keyring:
         data = crypt_encrypt(data, keyring)
@@ -111,7 +117,8 @@ def set_(  # noqa: PLR0913 - one argument per flag, by design
 @_host_option
 @_option("--secret-keyring", default=None,
          help="ASCII-armored secret keyring to decrypt encrypted values.")
-@_option("--default", "default", default=None, help="Printed when the store has no value.")
+@click.option("--default", "default", default=None, allow_from_autoenv=False,
+              help="Printed when the store has no value.")
 @store_options
 @_one_line_errors
 def get(app: str, key: str, host: str | None, secret_keyring: str | None,
@@ -168,7 +175,7 @@ def ls(app: str, host: str | None, as_json: bool, **flags: Any) -> None:
 @config.command(context_settings=ENV)
 @click.argument("app")
 @click.argument("key")
-@click.option("--host", default=None,
+@click.option("--host", default=None, allow_from_autoenv=False,
               help="Remove this host's override [default: remove the app's default].")
 @store_options
 @_one_line_errors
@@ -188,9 +195,12 @@ def rm(app: str, key: str, host: str | None, **flags: Any) -> None:
 
 @config.command(context_settings=ENV)
 @click.argument("app")
-@click.option("--user", required=True, help="etcd user that gets the role.")
-@click.option("--write", is_flag=True, help="Also let the user write the app's values.")
-@click.option("--role", default=None, help="Role name [default: config-<app>].")
+@click.option("--user", required=True, allow_from_autoenv=False,
+              help="etcd user that gets the role.")
+@click.option("--write", is_flag=True, allow_from_autoenv=False,
+              help="Also let the user write the app's values.")
+@click.option("--role", default=None, allow_from_autoenv=False,
+              help="Role name [default: config-<app>].")
 @store_options
 @_one_line_errors
 def grant(app: str, user: str, write: bool, role: str | None, **flags: Any) -> None:

@@ -9,7 +9,7 @@ import json
 import socket
 
 import pytest
-from config_support import one_line, run_config
+from config_support import clean_env, one_line, run_config
 from harness import free_port
 
 DB = "postgres://db:5432/shop"
@@ -184,3 +184,20 @@ def test_store_unreachable_is_one_line_exit_1(prefix):
                         "--etcd-timeout", "1s")
     assert result.code == 1
     assert "etcd unreachable" in one_line(result)
+
+
+def test_environment_never_redirects_a_write(etcd, prefix, keyfiles):
+    """REGISTRATOR_HOST (meant for get/ls/exec) must not turn a `set` of the default into a
+    host override, nor REGISTRATOR_KEYRING turn a plain `set` into an encrypted one."""
+    env = clean_env(REGISTRATOR_HOST="host7", REGISTRATOR_KEYRING=keyfiles.public,
+                    REGISTRATOR_DEFAULT="from-env")
+    assert run_config(etcd.endpoint, prefix, "set", "shop", "k", "v", env=env).code == 0
+    assert etcd.view.items(prefix + "/") == {f"{prefix}/config/shop/defaults/k": b"v"}
+    encrypted = run_config(etcd.endpoint, prefix, "set", "shop", "s", "v", "--encrypt",
+                           env=env)
+    assert encrypted.code == 0, encrypted.err
+    assert run_config(etcd.endpoint, prefix, "get", "shop", "nope", env=env).code == 1
+    assert run_config(etcd.endpoint, prefix, "rm", "shop", "k", env=env).code == 0
+    # get/ls do resolve for REGISTRATOR_HOST.
+    run_config(etcd.endpoint, prefix, "set", "shop", "k", "on7", "--host", "host7")
+    assert run_config(etcd.endpoint, prefix, "get", "shop", "k", env=env).text == "on7\n"
