@@ -26,17 +26,13 @@ from pathlib import Path
 
 import gnupg
 
+from registrator.configvalues.openpgp import starts_public_key_encrypted
 from registrator.errors import RegistratorError
 
 # python-gnupg logs what gpg says, and at debug level the data it handles: silenced, since
 # that could be a secret value.
 logging.getLogger("gnupg").disabled = True
 
-# Packet tag 1 (public-key encrypted session key) in old format (0b10_0001_ll) or new
-# format (0b11_000001): the first packet of any public-key-encrypted OpenPGP message.
-_PKESK_FIRST_BYTES = frozenset({0x84, 0x85, 0x86, 0x87, 0xC1})
-# A PKESK packet with the smallest session key is already longer than this.
-_MIN_MESSAGE_BYTES = 24
 # gpg must never wait for a passphrase: crypt's keyrings have none, and a protected key
 # is an error to report, not a prompt to hang on.
 _GPG_ARGS = ["--pinentry-mode", "error", "--no-auto-key-retrieve", "--no-auto-key-locate"]
@@ -53,7 +49,7 @@ def is_encrypted(value: bytes) -> bool:
     OpenPGP message). Plain values that merely look like base64 are not mistaken for it:
     the decoded bytes must start with the packet an encrypted message starts with."""
     raw = _decode(value)
-    return raw is not None and len(raw) >= _MIN_MESSAGE_BYTES and raw[0] in _PKESK_FIRST_BYTES
+    return raw is not None and starts_public_key_encrypted(raw)
 
 
 def _decode(value: bytes) -> bytes | None:

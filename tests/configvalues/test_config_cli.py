@@ -163,7 +163,11 @@ def test_encrypted_value_needs_a_secret_keyring(config, etcd, prefix, keys):
 
 def test_corrupt_encrypted_value_is_one_line_naming_the_key(config, etcd, prefix, keyfiles):
     key = f"{prefix}/config/shop/defaults/password"
-    etcd.view.put(key, base64.b64encode(b"\xc1" + b"\x13" * 80).decode())
+    config("set", "shop", "password", "hunter2-s3cret", "--encrypt", "--keyring",
+           keyfiles.public)
+    raw = bytearray(base64.b64decode(etcd.view.items(key)[key]))
+    raw[-30] ^= 0xFF  # a flipped bit in the encrypted data
+    etcd.view.put(key, base64.b64encode(bytes(raw)).decode())
     result = config("get", "shop", "password", "--secret-keyring", keyfiles.secret)
     assert result.code == 1
     assert key in one_line(result)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import gzip
 import os
+import random
 import shutil
 import subprocess
 
@@ -69,6 +70,42 @@ def test_detection_is_not_fooled_by_plain_values():
                   base64.b64encode(b"plain text that happens to be base64 encoded, long"),
                   b'{"a": 1}', b"\xff\xfe"):
         assert not is_encrypted(plain), plain
+
+
+def test_random_base64_tokens_are_not_taken_for_encrypted_values():
+    """API tokens are often base64 of random bytes: about 2% of them start with a byte that
+    could begin an OpenPGP message, none with the whole PKESK packet header."""
+    rng = random.Random(14)  # noqa: S311 - reproducible test data, not a secret
+    for size in (16, 24, 32, 48, 64, 300):
+        for _ in range(3000):
+            token = base64.b64encode(rng.randbytes(size))
+            assert not is_encrypted(token), token
+
+
+def test_both_packet_formats_are_detected(keys):
+    """gpg writes an old-format first packet (0x85), crypt's Go OpenPGP a new-format one
+    (0xc1, as in a value the real crypt CLI wrote); both are encrypted values."""
+    alice, _ = keys
+    ours = base64.b64decode(encrypt(SECRET, alice.public))
+    assert ours[0] in (0x84, 0x85, 0x86)
+    key_id = bytes.fromhex("27e9d89d7cd23b6d")
+    crypts = b"\xc1\xc0\x4c\x03" + key_id + b"\x01" + bytes(300)
+    assert is_encrypted(base64.b64encode(crypts))
+    assert not is_encrypted(base64.b64encode(b"\xc1\xc0\x4c\x04" + key_id + b"\x01"
+                                             + bytes(300)))  # unknown version
+
+
+def test_tampered_and_truncated_values_are_corrupt_and_named(keys):
+    alice, _ = keys
+    raw = bytearray(base64.b64decode(encrypt(SECRET, alice.public)))
+    truncated = base64.b64encode(bytes(raw[:40]))
+    assert is_encrypted(truncated)  # still recognised: never shown as if it were plain
+    raw[-30] ^= 0xFF
+    for value in (truncated, base64.b64encode(bytes(raw))):
+        with pytest.raises(CryptError) as err:
+            decrypt(value, alice.secret, "/p/config/shop/defaults/k")
+        assert str(err.value).startswith("/p/config/shop/defaults/k: ")
+        assert "hunter2" not in str(err.value)
 
 
 def test_wrong_secret_keyring_is_one_clear_line(keys):
