@@ -64,7 +64,11 @@ def _gnupg_home() -> Iterator[gnupg.GPG]:
     # Short path under /tmp: gpg-agent's socket path must fit in a sockaddr_un.
     home = tempfile.mkdtemp(prefix="registrator-gpg-", dir="/tmp")
     try:
-        yield gnupg.GPG(gnupghome=home)
+        try:
+            gpg = gnupg.GPG(gnupghome=home)
+        except OSError:
+            raise CryptError("gpg (GnuPG) is not installed; encrypted values need it") from None
+        yield gpg
     finally:
         # gpg starts an agent for secret-key work; it must not outlive the operation.
         with contextlib.suppress(OSError, subprocess.SubprocessError):

@@ -198,3 +198,10 @@ def test_no_gpg_agent_is_left_running(keys):
     alice, _ = keys
     decrypt(encrypt(SECRET, alice.public), alice.secret, "k")
     assert agents_left() == []
+
+
+def test_missing_gpg_is_one_clear_line(keys, monkeypatch):
+    alice, _ = keys
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(CryptError, match=r"gpg \(GnuPG\) is not installed"):
+        encrypt(SECRET, alice.public)
