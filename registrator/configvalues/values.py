@@ -65,21 +65,30 @@ class EnvLoader:
         self.reader = ConfigReader(store, prefix)
         self.app, self.host = app, host
         self.secret_keyring, self.env_prefix = secret_keyring, env_prefix
+        # Ciphertext -> plaintext of the last read: `--watch` reads every second, and gpg
+        # (with an agent to start and stop) is only needed for values that changed.
+        self._decrypted: dict[bytes, bytes] = {}
 
     def __call__(self) -> dict[str, str]:
         env: dict[str, str] = {}
         owners: dict[str, str] = {}
+        decrypted: dict[bytes, bytes] = {}
         for key, resolved in self.reader.app(self.app, self.host).items():
             name = env_name(key, self.env_prefix)
             if name in env:
                 raise UnusableValueError(f"keys {owners[name]!r} and {key!r} of app "
                                          f"{self.app!r} both become ${name}")
-            data = plaintext(resolved, self.secret_keyring)
+            data = self._decrypted.get(resolved.value) if resolved.encrypted else None
+            if data is None:
+                data = plaintext(resolved, self.secret_keyring)
+            if resolved.encrypted:
+                decrypted[resolved.value] = data
             if b"\x00" in data:
                 raise UnusableValueError(f"{resolved.store_key}: a NUL byte cannot be in an "
                                          "environment variable")
             env[name] = data.decode("utf-8", "surrogateescape")
             owners[name] = key
+        self._decrypted = decrypted  # only what is still stored
         return env
 
 

@@ -13,7 +13,9 @@ import subprocess
 import pytest
 from gpgkeys import Keypair, agents_left, make_keypair
 
+from registrator.configvalues import values
 from registrator.configvalues.crypt import CryptError, decrypt, encrypt, is_encrypted
+from registrator.stores.base import KeyValue
 
 pytestmark = pytest.mark.skipif(shutil.which("gpg") is None and not os.environ.get("CI"),
                                 reason="gpg is not installed; run scripts/setup")
@@ -205,3 +207,39 @@ def test_missing_gpg_is_one_clear_line(keys, monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(CryptError, match=r"gpg \(GnuPG\) is not installed"):
         encrypt(SECRET, alice.public)
+
+
+class _Store:
+    def __init__(self, data: dict[str, bytes]) -> None:
+        self.data = data
+
+    def get(self, key):
+        return None
+
+    def get_prefix(self, prefix):
+        return [KeyValue(k, v, 0) for k, v in sorted(self.data.items()) if k.startswith(prefix)]
+
+
+def test_env_loader_decrypts_each_value_once(keys, monkeypatch):
+    """`config exec --watch` reads every second: gpg runs only for a changed value."""
+    alice, _ = keys
+    store = _Store({"/p/config/shop/defaults/db.password": encrypt(SECRET, alice.public),
+                    "/p/config/shop/defaults/db.url": b"postgres://db"})
+    calls = []
+    real = values.decrypt
+    monkeypatch.setattr(values, "decrypt", lambda *a: calls.append(a) or real(*a))
+    load = values.EnvLoader(store, "/p", "shop", "h1", alice.secret, "")
+    expected = {"DB_PASSWORD": SECRET.decode(), "DB_URL": "postgres://db"}
+    assert load() == expected
+    assert load() == expected
+    assert len(calls) == 1
+    store.data["/p/config/shop/defaults/db.password"] = encrypt(b"new", alice.public)
+    assert load()["DB_PASSWORD"] == "new"  # noqa: S105 - a test value
+    assert len(calls) == 2
+
+
+def test_env_loader_refuses_encrypted_values_without_a_keyring(keys):
+    alice, _ = keys
+    store = _Store({"/p/config/shop/defaults/k": encrypt(SECRET, alice.public)})
+    with pytest.raises(CryptError, match="is encrypted: give --secret-keyring"):
+        values.EnvLoader(store, "/p", "shop", "h1", None, "")()
