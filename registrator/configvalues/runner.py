@@ -8,6 +8,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ log = structlog.get_logger("registrator.config.exec")
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1,
              signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
 STOPPING = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
+FROM_TERMINAL = frozenset({signal.SIGINT, signal.SIGQUIT, signal.SIGWINCH})
 _TICK = 0.05  # how often the program's state is looked at; signals are passed on at once
 EXIT_NOT_FOUND, EXIT_NOT_RUNNABLE = 127, 126  # what a shell answers
 
@@ -50,6 +52,13 @@ def exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
+def _in_terminal_foreground() -> bool:
+    try:
+        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+    except (OSError, ValueError, AttributeError):  # no terminal, or stdin closed or replaced
+        return False
+
+
 class Runner:
     """`load()` reads the values as environment variables; it raises RegistratorError when
     they cannot be read. `base_env` keeps what the store does not set."""
@@ -65,15 +74,18 @@ class Runner:
         self.restarting = False
         self.kill_at: float | None = None
         self.read_failing = False
+        self.interactive = _in_terminal_foreground()
 
     # -- the program -----------------------------------------------------------------------
 
     def _start(self, values: Mapping[str, str]) -> None:
         try:
-            # Its own process group: a Ctrl-C on the terminal reaches exec, which passes it
-            # on once, instead of the program getting it twice.
-            self.child = subprocess.Popen(self.argv, env={**self.base_env, **values},  # noqa: S603
-                                          process_group=0)
+            # Not interactive: the program gets a process group of its own, so every signal
+            # reaches it exactly once, through exec. At a terminal it stays in exec's
+            # foreground group, where it may read the terminal and gets Ctrl-C from it.
+            self.child = subprocess.Popen(  # noqa: S603 - the command the user gave
+                self.argv, env={**self.base_env, **values},
+                process_group=None if self.interactive else 0)
         except FileNotFoundError:
             raise ProgramError(f"{self.argv[0]!r}: command not found", EXIT_NOT_FOUND) from None
         except PermissionError:
@@ -91,7 +103,8 @@ class Runner:
     def _on_signal(self, sig: int, _frame: FrameType | None) -> None:
         if sig in STOPPING:
             self.stopping = True
-        self._signal(sig)
+        if not (self.interactive and sig in FROM_TERMINAL):
+            self._signal(sig)  # the terminal sent those to the program itself
 
     # -- the loop --------------------------------------------------------------------------
 
