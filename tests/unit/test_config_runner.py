@@ -121,3 +121,13 @@ def test_watch_policy_parsing():
     for interval, wait in (("0", "1s"), ("1s", "5s:1s"), ("x", "1s"), ("1s", "a:b")):
         with pytest.raises(ConfigError):
             watch_policy(interval, wait, "1s", None)
+
+
+def test_a_program_that_ignores_sigterm_is_killed_after_the_grace_time(tmp_path):
+    seen = tmp_path / "seen"
+    load = Values(changing_until=2)
+    policy = WatchPolicy(interval=0.05, quiet=0.1, longest=1.0, grace=0.3)
+    program = ["sh", "-c", (f'trap "" TERM; echo "$X" >> {seen}; [ "$X" = 2 ] && exit 4; '
+                            "while :; do sleep 0.05; done")]
+    assert Runner(program, {}, load, policy).run() == 4
+    assert seen.read_text().split() == ["1", "2"]
