@@ -103,3 +103,23 @@ def watch_policy(interval: str, wait: str, kill_timeout: str, sig: int | None) -
         raise ConfigError(f"--wait {wait!r}: MAX must not be less than MIN")
     grace = parse_duration(kill_timeout, "--kill-timeout")
     return WatchPolicy(interval=every, quiet=quiet, longest=longest, signal=sig, grace=grace)
+
+
+class TemplateConfig:
+    """`config(app, key, default=None)` for `render` templates (SPEC §8, §9), resolved for
+    one host. `decrypted` turns true once a template read an encrypted value: the rendered
+    file then holds a secret and is written 0600 unless told otherwise (issue 14)."""
+
+    def __init__(self, store: Store, prefix: str, host: str,
+                 secret_keyring: str | None = None) -> None:
+        self.reader = ConfigReader(store, prefix)
+        self.host, self.secret_keyring = host, secret_keyring
+        self.decrypted = False
+
+    def __call__(self, app: str, key: str, default: str | None = None) -> str | None:
+        resolved = self.reader.value(app, key, self.host)
+        if resolved is None:
+            return default
+        if resolved.encrypted:
+            self.decrypted = True
+        return plaintext(resolved, self.secret_keyring).decode("utf-8", "replace")

@@ -243,3 +243,19 @@ def test_env_loader_refuses_encrypted_values_without_a_keyring(keys):
     store = _Store({"/p/config/shop/defaults/k": encrypt(SECRET, alice.public)})
     with pytest.raises(CryptError, match="is encrypted: give --secret-keyring"):
         values.EnvLoader(store, "/p", "shop", "h1", None, "")()
+
+
+def test_template_config_for_render(keys):
+    alice, _ = keys
+    store = _Store({"/p/config/shop/defaults/db.password": encrypt(SECRET, alice.public),
+                    "/p/config/shop/defaults/db.url": b"postgres://db"})
+    store.get = lambda key: next((kv for kv in store.get_prefix(key) if kv.key == key), None)
+    config = values.TemplateConfig(store, "/p", "h1", alice.secret)
+    assert config("shop", "db.url") == "postgres://db"
+    assert config("shop", "nope", "dflt") == "dflt"
+    assert config("shop", "nope") is None
+    assert not config.decrypted
+    assert config("shop", "db.password") == SECRET.decode()
+    assert config.decrypted
+    with pytest.raises(CryptError, match="is encrypted"):
+        values.TemplateConfig(store, "/p", "h1")("shop", "db.password")
