@@ -88,8 +88,8 @@ def config() -> None:
 @store_options
 @_one_line_errors
 def set_(  # noqa: PLR0913 - one argument per flag, by design
-        app: str, key: str, value: str, host: str | None, encrypt: bool,
-         keyring: str | None, **flags: Any) -> None:
+        app: str, key: str, value: str, host: str | None, encrypt: bool, keyring: str | None,
+        **flags: Any) -> None:
     """Set KEY of APP to VALUE ('-' reads the value from stdin)."""
     layout = ConfigLayout.under(flags["prefix"])
     target = layout.key_for(app, key, None if host is None else check_host(host))
@@ -256,8 +256,8 @@ def _signal_number(name: str | None) -> int | None:
 @_one_line_errors
 def exec_(  # noqa: PLR0913 - one argument per flag, by design
         app: str, command: tuple[str, ...], host: str | None, secret_keyring: str | None,
-          prefix_env: str, watch: bool, signal_name: str | None, interval: str, wait: str,
-          kill_timeout: str, log_level: str, **flags: Any) -> None:
+        prefix_env: str, watch: bool, signal_name: str | None, interval: str, wait: str,
+        kill_timeout: str, log_level: str, **flags: Any) -> None:
     """Run COMMAND with APP's values as environment variables (db.url -> DB_URL).
 
     A variable the store has no value for keeps what the environment gives it, so the

@@ -94,6 +94,8 @@ class Runner:
         except OSError as exc:
             raise ProgramError(f"{self.argv[0]!r}: {exc.strerror}", EXIT_NOT_RUNNABLE) from None
         log.info("program started", pid=self.child.pid, variables=sorted(values))
+        if self.stopping:  # told to stop while there was no program to tell
+            self._signal(signal.SIGTERM)
 
     def _signal(self, sig: int) -> None:
         if self.child is not None and self.child.poll() is None:
@@ -113,8 +115,6 @@ class Runner:
         previous = {sig: signal.signal(sig, self._on_signal) for sig in FORWARDED}
         try:
             self._start(values)
-            if self.stopping:  # told to stop before there was a program to tell
-                self._signal(signal.SIGTERM)
             return self._loop(values)
         finally:
             for sig, handler in previous.items():
