@@ -4,8 +4,11 @@ plaintext is gzip(value). Keyrings are ASCII-armored OpenPGP files.
 
 GnuPG does the OpenPGP work, through python-gnupg, in a throwaway GNUPGHOME per operation:
 the user's own keyring is never read or changed, and the gpg-agent that GnuPG starts for
-secret keys is stopped again. Sequoia (pysequoia) was tried first and rejected: it refuses
-the values crypt writes ("Malformed MPI": crypt's old Go OpenPGP writes loose MPI lengths).
+secret keys is stopped again. Checked against values the real crypt CLI wrote: pysequoia
+(Sequoia) refuses them ("Malformed MPI: leading bit is not set": crypt's Go OpenPGP writes
+the encrypted session key's MPI with a bit count of 8 x its bytes, not the exact one, and
+Sequoia is strict about it); PGPy decrypts them but is unmaintained and returns crypt's
+text-mode literal data as str; GnuPG reads them, and crypt reads what GnuPG writes.
 
 Plaintext and key material never reach a log line or an exception message."""
 
