@@ -5,11 +5,14 @@ propagated."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,12 +40,17 @@ PROGRAM = textwrap.dedent("""
 
 
 @pytest.fixture
-def program(tmp_path: Path) -> tuple[list[str], Path]:
+def program(tmp_path: Path) -> Iterator[tuple[list[str], Path]]:
     script = tmp_path / "program.py"
     script.write_text(PROGRAM)
     log = tmp_path / "program.log"
     log.touch()
-    return [sys.executable, str(script), str(log)], log
+    yield [sys.executable, str(script), str(log)], log
+    # The program has a process group of its own: if a failed test had to kill exec, the
+    # program would outlive it. Every pid it recorded is stopped here, by pid.
+    for pid in {r["pid"] for r in records(log)}:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def env_dumper(path: Path, exit_code: int = 0) -> list[str]:
@@ -75,8 +83,13 @@ class Exec:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+            # SIGTERM first: exec passes it on and waits for the program.
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
         for stream in (self.proc.stdout, self.proc.stderr, self._err):
             if stream is not None:
                 stream.close()
