@@ -135,6 +135,9 @@ def healthcheck(metrics_addr: str | None, timeout: float) -> None:
         sys.exit(1)
 
 
+from registrator import cli_config  # noqa: E402, F401 - adds the `config` group (cycle-safe)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     try:
         code = cli.main(args=argv, prog_name="registrator", standalone_mode=False)

@@ -49,6 +49,13 @@ class Store(Protocol):
         so they go through even when the store takes no more writes). Returns the keys the
         store refused to take even alone (too large for it); everything else is written."""
 
+    def put(self, key: str, value: bytes) -> None:
+        """Write one key without a lease, in one request (configuration values, SPEC §9:
+        they outlive every host's session)."""
+
+    def delete(self, key: str) -> bool:
+        """Delete one key in one request; True when it existed."""
+
     def close(self) -> None: ...
 
 

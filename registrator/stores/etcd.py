@@ -347,6 +347,14 @@ class EtcdStore:
                               else pyetcd.transactions.Put(k, v, lease) for k, v in ops]
         self.client.transaction(compare=[], success=success, failure=[])
 
+    @_converted
+    def put(self, key: str, value: bytes) -> None:
+        self.client.put(key, value)
+
+    @_converted
+    def delete(self, key: str) -> bool:
+        return bool(self.client.delete(key))
+
     def close(self) -> None:
         with self._lock:
             if self._client is not None:

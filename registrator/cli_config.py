@@ -1,0 +1,288 @@
+"""`registrator config ...` (SPEC §9): configuration values with per-host overrides, crypt's
+encryption, and `config exec`. Every command takes the store flags `run` takes, the same way.
+
+Exit codes: 0 done; 1 one line when the store, a keyring or a value is the problem; 2 one
+line for bad names or flags (nothing is written then)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from registrator import logs
+from registrator.cli import ENV, _option, cli, open_store, store_options
+from registrator.configvalues.crypt import encrypt as crypt_encrypt
+from registrator.configvalues.names import (
+    ConfigLayout,
+    check_app,
+    check_env_prefix,
+    check_host,
+    check_key,
+)
+from registrator.configvalues.resolve import ConfigReader, Source, this_host
+from registrator.configvalues.runner import ProgramError, run_program
+from registrator.configvalues.values import (
+    EnvLoader,
+    NotSetError,
+    describe,
+    plaintext,
+    shown,
+    watch_policy,
+)
+from registrator.errors import ConfigError, RegistratorError
+
+F = TypeVar("F", bound=Callable[..., Any])
+_LS_WIDTH = 60  # longest value `config ls` shows in its table
+
+
+def _host_option(func: F) -> F:
+    # REGISTRATOR_HOSTNAME as well: where `run` is told its host name that way, `config`
+    # resolves for the same host without being told again.
+    return click.option(
+        "--host", default=None, envvar=["REGISTRATOR_HOST", "REGISTRATOR_HOSTNAME"],
+        show_envvar=True, help="Host whose overrides apply [default: this host, as `run` "
+        "names it].")(func)
+
+
+def _one_line_errors(func: F) -> F:
+    """Store, keyring and value problems: exit 1 with one line. ConfigError (bad names or
+    flags) goes on to main(), which exits 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError:
+            raise
+        except RegistratorError as exc:
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            raise click.ClickException(message) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _host(host: str | None) -> str:
+    return check_host((host or this_host()).strip())
+
+
+@click.group(context_settings=ENV)
+def config() -> None:
+    """Configuration values: defaults per app, overrides per host, optionally encrypted."""
+
+
+@config.command("set", context_settings=ENV)
+@click.argument("app")
+@click.argument("key")
+@click.argument("value")
+@click.option("--host", default=None, allow_from_autoenv=False,
+              help="Store an override for this host only [default: the app's default].")
+@click.option("--encrypt", is_flag=True, allow_from_autoenv=False,
+              help="Store the value in crypt's encrypted format.")
+@_option("--keyring", default=None, help="ASCII-armored public keyring for --encrypt.")
+@store_options
+@_one_line_errors
+def set_(  # noqa: PLR0913 - one argument per flag, by design
+        app: str, key: str, value: str, host: str | None, encrypt: bool, keyring: str | None,
+        **flags: Any) -> None:
+    """Set KEY of APP to VALUE ('-' reads the value from stdin)."""
+    layout = ConfigLayout.under(flags["prefix"])
+    target = layout.key_for(app, key, None if host is None else check_host(host))
+    if encrypt and not keyring:
+        raise ConfigError("--encrypt needs --keyring (or REGISTRATOR_KEYRING): the public "
+                          "keyring to encrypt for")
+    given = click.get_current_context().get_parameter_source("keyring")
+    if keyring and not encrypt and given == click.core.ParameterSource.COMMANDLINE:
+        # Storing in clear what the user meant to encrypt would be the worst outcome.
+        raise ConfigError("--keyring without --encrypt: add --encrypt to store the value "
+                          "encrypted")
+    data = sys.stdin.buffer.read() if value == "-" else value.encode("utf-8", "surrogateescape")
+    if encrypt and keyring:
+        data = crypt_encrypt(data, keyring)
+    store = open_store(flags)
+    try:
+        store.put(target, data)
+    finally:
+        store.close()
+
+
+@config.command(context_settings=ENV)
+@click.argument("app")
+@click.argument("key")
+@_host_option
+@_option("--secret-keyring", default=None,
+         help="ASCII-armored secret keyring to decrypt encrypted values.")
+@click.option("--default", "default", default=None, allow_from_autoenv=False,
+              help="Printed when the store has no value.")
+@store_options
+@_one_line_errors
+def get(app: str, key: str, host: str | None, secret_keyring: str | None,
+        default: str | None, **flags: Any) -> None:
+    """Print the value of KEY of APP as this host sees it: its override, else the default."""
+    check_app(app)
+    check_key(key)
+    who = _host(host)
+    store = open_store(flags)
+    try:
+        caller = None if default is None else default.encode("utf-8", "surrogateescape")
+        resolved = ConfigReader(store, flags["prefix"]).value(app, key, who, caller)
+    finally:
+        store.close()
+    if resolved is None:
+        raise NotSetError(f"{key!r} of app {app!r} is not set (host {who!r}, nor default)")
+    data = resolved.value if resolved.source is Source.CALLER else plaintext(
+        resolved, secret_keyring)
+    out = sys.stdout.buffer
+    out.write(data if data.endswith(b"\n") else data + b"\n")
+    out.flush()
+
+
+@config.command("ls", context_settings=ENV)
+@click.argument("app")
+@_host_option
+@_option("--json", "as_json", is_flag=True, help="One JSON array of the resolved values.")
+@store_options
+@_one_line_errors
+def ls(app: str, host: str | None, as_json: bool, **flags: Any) -> None:
+    """List APP's values as this host sees them, and where each comes from. Encrypted values
+    are marked, never shown."""
+    check_app(app)
+    who = _host(host)
+    store = open_store(flags)
+    try:
+        values = ConfigReader(store, flags["prefix"]).app(app, who)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps([describe(r, who) for r in values.values()], indent=2))
+        return
+    rows = [(r.key, f"host {who}" if r.source == "host" else str(r.source),
+             shown(r, _LS_WIDTH)) for r in values.values()]
+    if not rows:
+        return
+    widths = [max(len(h), *(len(row[i]) for row in rows))
+              for i, h in enumerate(("KEY", "SOURCE"))]
+    click.echo(f"{'KEY':<{widths[0]}}  {'SOURCE':<{widths[1]}}  VALUE")
+    for k, source, value in rows:
+        click.echo(f"{k:<{widths[0]}}  {source:<{widths[1]}}  {value}")
+
+
+@config.command(context_settings=ENV)
+@click.argument("app")
+@click.argument("key")
+@click.option("--host", default=None, allow_from_autoenv=False,
+              help="Remove this host's override [default: remove the app's default].")
+@store_options
+@_one_line_errors
+def rm(app: str, key: str, host: str | None, **flags: Any) -> None:
+    """Remove KEY of APP: its default, or with --host that host's override."""
+    target = ConfigLayout.under(flags["prefix"]).key_for(
+        app, key, None if host is None else check_host(host))
+    store = open_store(flags)
+    try:
+        existed = store.delete(target)
+    finally:
+        store.close()
+    if not existed:
+        where = f"override for host {host!r}" if host else "default"
+        raise NotSetError(f"{key!r} of app {app!r} has no {where}")
+
+
+@config.command(context_settings=ENV)
+@click.argument("app")
+@click.option("--user", required=True, allow_from_autoenv=False,
+              help="etcd user that gets the role.")
+@click.option("--write", is_flag=True, allow_from_autoenv=False,
+              help="Also let the user write the app's values.")
+@click.option("--role", default=None, allow_from_autoenv=False,
+              help="Role name [default: config-<app>].")
+@store_options
+@_one_line_errors
+def grant(app: str, user: str, write: bool, role: str | None, **flags: Any) -> None:
+    """Access zone: give etcd USER a role that can read (--write: and write) APP's
+    configuration and nothing else. Run it as an etcd user that may manage auth (root)."""
+    # Imported here: `registrator --help` should not import grpc.
+    from registrator.stores.etcd import EtcdStore  # noqa: PLC0415
+    from registrator.stores.etcd_roles import grant_prefix  # noqa: PLC0415
+
+    root = ConfigLayout.under(flags["prefix"]).app_root(app)
+    for what, name in (("--user", user), ("--role", role)):
+        if name is not None and (not name or any(not ch.isprintable() for ch in name)):
+            raise ConfigError(f"{what} {name!r} must be printable and not empty")
+    store = open_store(flags)
+    try:
+        if not isinstance(store, EtcdStore):
+            raise ConfigError("config grant needs an etcd store (etcd roles)")
+        grant_prefix(store, role or f"config-{app}", root, user, write)
+    finally:
+        store.close()
+    access = "read-write" if write else "read"
+    click.echo(f"user {user!r} has role {role or f'config-{app}'!r}: {access} on {root}")
+
+
+def _signal_number(name: str | None) -> int | None:
+    if name is None:
+        return None
+    text = name.upper().removeprefix("SIG")
+    try:
+        return int(signal.Signals[f"SIG{text}"]) if not text.isdigit() else int(
+            signal.Signals(int(text)))
+    except (KeyError, ValueError):
+        raise ConfigError(f"--signal {name!r} is not a signal name (e.g. HUP, USR1)") from None
+
+
+@config.command("exec", context_settings=ENV)
+@click.argument("app")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@_host_option
+@_option("--secret-keyring", default=None,
+         help="ASCII-armored secret keyring to decrypt encrypted values.")
+@_option("--prefix-env", default="", help="Prefix of every variable name (e.g. SHOP_).")
+@_option("--watch", is_flag=True, help="Restart the command (or --signal it) on a change.")
+@_option("--signal", "signal_name", default=None,
+         help="With --watch: send this signal on a change instead of restarting.")
+@_option("--interval", default="1s", help="With --watch: time between two reads.")
+@_option("--wait", default="500ms:5s",
+         help="With --watch: MIN[:MAX] quiet time before a change is applied.")
+@_option("--kill-timeout", default="10s", help="SIGKILL this long after SIGTERM on restart.")
+@_option("--log-level", default="warning", type=click.Choice(logs.LEVELS),
+         help="exec's own log lines (stderr); the command's output is its own.")
+@store_options
+@_one_line_errors
+def exec_(  # noqa: PLR0913 - one argument per flag, by design
+        app: str, command: tuple[str, ...], host: str | None, secret_keyring: str | None,
+        prefix_env: str, watch: bool, signal_name: str | None, interval: str, wait: str,
+        kill_timeout: str, log_level: str, **flags: Any) -> None:
+    """Run COMMAND with APP's values as environment variables (db.url -> DB_URL).
+
+    A variable the store has no value for keeps what the environment gives it, so the
+    program's own defaults still work. Signals to exec go to COMMAND; exec exits with
+    COMMAND's exit code. Use `--` before COMMAND when it has options of its own."""
+    check_app(app)
+    check_env_prefix(prefix_env)
+    who = _host(host)
+    sig = _signal_number(signal_name)
+    if sig is not None and not watch:
+        raise ConfigError("--signal only makes sense with --watch")
+    policy = watch_policy(interval, wait, kill_timeout, sig) if watch else None
+    logs.configure(log_level)
+    store = open_store(flags)
+    try:
+        load = EnvLoader(store, flags["prefix"], app, who, secret_keyring, prefix_env)
+        try:
+            code = run_program(command, load, policy)
+        except ProgramError as exc:
+            click.echo(f"registrator: error: {exc}", err=True)
+            code = exc.code
+    finally:
+        store.close()
+    sys.exit(code)
+
+
+# Registered here rather than in cli.py so that importing either module first works.
+cli.add_command(config)
