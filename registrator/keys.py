@@ -68,6 +68,15 @@ class KeySpace:
     def host(self, hostname: str) -> str:
         return self.hosts_root + check_segment(hostname, "hostname")
 
+    def index_root(self, hostname: str) -> str:
+        """Where one host lists its entries: a range of its own, so that a host reads
+        O(its entries), not the whole registry (SPEC §4 keys stay as consumers read them)."""
+        return f"{self.prefix}/index/{check_segment(hostname, 'hostname')}/"
+
+    def index(self, hostname: str, name: str, service_id: str) -> str:
+        return (f"{self.index_root(hostname)}{check_segment(name, 'service name')}/"
+                f"{check_segment(service_id, 'service id')}")
+
     def child(self, *segments: str) -> str:
         """A key for an extra layout: <prefix>/<seg>/<seg>..., each segment validated."""
         return self.root + "/".join(check_segment(s, "key segment") for s in segments)

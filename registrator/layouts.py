@@ -16,7 +16,7 @@ from registrator.model import Service
 
 # Top-level names the other layouts use; a gliderlabs key <prefix>/<name>/... with one of
 # these names would land inside them.
-RESERVED_NAMES = frozenset({"services", "hosts", "config", "skydns", "naming"})
+RESERVED_NAMES = frozenset({"services", "hosts", "config", "skydns", "naming", "index"})
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
@@ -40,7 +40,10 @@ class Renderer:
     def render(self, service: Service, registered_at: str) -> dict[str, str]:
         """Every key/value the service owns. Raises InvalidKeyError for unsafe segments."""
         record = service.to_record(registered_at)
-        out = {self.primary_key(service): json.dumps(record, sort_keys=True)}
+        primary = self.primary_key(service)
+        out = {primary: json.dumps(record, sort_keys=True)}
+        # The host's index: how this host finds its own entries without reading everyone's.
+        out[self.keys.index(service.host, service.name, service.id)] = primary
         address = host_port(service.address, service.port)
         if "gliderlabs" in self.layouts and service.name not in RESERVED_NAMES:
             # What gliderlabs/registrator's etcd backend wrote.

@@ -112,14 +112,25 @@ class Reconciler:
 
     # -- startup, resync, lease recovery ----------------------------------------------------
     def full(self) -> None:
-        """Compare everything this host should have with everything the store holds."""
-        stored = {kv.key: kv for kv in self.store.get_prefix(self.renderer.keys.root)}
-        self._check_host_record(stored.get(self.renderer.keys.host(self.policy.hostname)))
-        owned, unreadable = self._owned(stored.values())
+        """Compare everything this host should have with what the store holds for it. Reads
+        O(this host's entries): its index range, then its own keys by name, never the whole
+        registry (per-host cost must not grow with the fleet)."""
+        keys = self.renderer.keys
+        index = self.store.get_prefix(keys.index_root(self.policy.hostname))
+        listed = {kv.value.decode("utf-8", "replace") for kv in index}
+        listed = {k for k in listed if keys.parse_service(k) is not None}
         running = sorted(self.inspector.running_ids())
         infos, deferred = self.inspector.inspect(running)
-        wanted = {cid: self._desired(cid, stored.__contains__, infos[cid])
+        registered = listed | set(self._owner)
+        wanted = {cid: self._desired(cid, registered.__contains__, infos[cid])
                   for cid in running if cid in infos}
+        to_read = {keys.host(self.policy.hostname), *listed, *(kv.key for kv in index)}
+        for entries in wanted.values():
+            for service in entries.values():
+                to_read.update(self.renderer.owned_keys(service))
+        stored = {kv.key: kv for kv in self.store.get_many(sorted(to_read))}
+        self._check_host_record(stored.get(keys.host(self.policy.hostname)))
+        owned, unreadable = self._owned(stored.values())
         # A container whose inspect is slow keeps what it has until its answer comes.
         held = {k: c for k, c in self._owner.items() if c in deferred}
         held.update({k: s.container_id for k, (s, _) in owned.items()
@@ -135,6 +146,11 @@ class Reconciler:
         self._report_unreadable(unreadable, claimed)
         stale = {key: service for key, (service, _) in owned.items() if key not in claimed}
         deletes = [k for service in stale.values() for k in self.renderer.owned_keys(service)]
+        # Index keys of no entry we keep (its entry gone, unreadable, another host's now).
+        kept = {k for entries in final.values() for service in entries.values()
+                for k in self.renderer.owned_keys(service)}
+        deletes += [kv.key for kv in index if kv.key not in kept
+                    and kv.value.decode("utf-8", "replace") not in held]
         refused = self.store.apply(list(puts.items()), deletes, self.lease)
         self._drop_refused(refused, origin, final)
         self._announce([s for entries in final.values() for k, s in entries.items()

@@ -42,6 +42,9 @@ class Store(Protocol):
 
     def get_prefix(self, prefix: str) -> list[KeyValue]: ...
 
+    def get_many(self, keys: Sequence[str]) -> list[KeyValue]:
+        """The keys that exist among `keys`, read in as few requests as the store allows."""
+
     def apply(self, puts: Sequence[tuple[str, str]], deletes: Sequence[str],
               lease: int) -> list[str]:
         """Delete `deletes` and write `puts` on `lease`, in transactions of at most

@@ -293,6 +293,16 @@ class EtcdStore:
         return KeyValue(key, value, int(meta.lease_id))
 
     @_converted
+    def get_many(self, keys: Sequence[str]) -> list[KeyValue]:
+        out = []
+        for chunk in batches(list(dict.fromkeys(keys)), self._max_ops):
+            _, responses = self.client.transaction(
+                compare=[], success=[pyetcd.transactions.Get(k) for k in chunk], failure=[])
+            out += [KeyValue(meta.key.decode("utf-8", "replace"), value, int(meta.lease_id))
+                    for found in responses for value, meta in found]
+        return out
+
+    @_converted
     def get_prefix(self, prefix: str) -> list[KeyValue]:
         return [KeyValue(meta.key.decode("utf-8", "replace"), value, int(meta.lease_id))
                 for value, meta in self.client.get_prefix(prefix)]

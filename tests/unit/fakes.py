@@ -17,6 +17,7 @@ class MemoryStore:
         self.leases: set[int] = set()
         self.next_lease = 100
         self.applied: list[tuple[list[tuple[str, str]], list[str]]] = []
+        self.reads: list[tuple[str, str]] = []  # (key or prefix, "key" | "prefix")
 
     def connect(self) -> None:
         return
@@ -38,7 +39,12 @@ class MemoryStore:
     def get(self, key: str) -> KeyValue | None:
         return self.data.get(key)
 
+    def get_many(self, keys: Sequence[str]) -> list[KeyValue]:
+        self.reads += [(k, "key") for k in keys]
+        return [self.data[k] for k in dict.fromkeys(keys) if k in self.data]
+
     def get_prefix(self, prefix: str) -> list[KeyValue]:
+        self.reads.append((prefix, "prefix"))
         return [kv for k, kv in sorted(self.data.items()) if k.startswith(prefix)]
 
     def lease_ttl(self, lease: int) -> tuple[int, int]:

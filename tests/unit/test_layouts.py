@@ -40,7 +40,11 @@ def gliderlabs():
 
 def test_primary_entry_has_every_spec_field(primary):
     rendered = primary.render(make_service(), NOW)
-    assert list(rendered) == ["/registrator/services/web/host1:web:80"]
+    assert list(rendered) == ["/registrator/services/web/host1:web:80",
+                              "/registrator/index/host1/web/host1:web:80"]
+    # The index entry names the primary key: how a host finds its own entries.
+    assert rendered["/registrator/index/host1/web/host1:web:80"] == (
+        "/registrator/services/web/host1:web:80")
     record = json.loads(rendered["/registrator/services/web/host1:web:80"])
     assert set(record) >= SPEC_FIELDS
     assert record["version"] == FORMAT_VERSION
@@ -72,7 +76,7 @@ def test_gliderlabs_layout_adds_ip_port_key(gliderlabs):
     rendered = gliderlabs.render(make_service(), NOW)
     assert rendered["/registrator/web/host1:web:80"] == "192.0.2.10:8080"
     assert "/registrator/services/web/host1:web:80" in rendered
-    assert len(rendered) == 2
+    assert len(rendered) == 3  # primary, index, gliderlabs
 
 
 @pytest.mark.parametrize(
@@ -98,7 +102,8 @@ def test_host_port(address, port, expected):
 def test_reserved_names_get_no_gliderlabs_key(gliderlabs, name):
     assert {"services", "hosts", "config"} <= RESERVED_NAMES
     rendered = gliderlabs.render(make_service(name=name), NOW)
-    assert list(rendered) == [f"/registrator/services/{name}/host1:web:80"]
+    assert list(rendered) == [f"/registrator/services/{name}/host1:web:80",
+                              f"/registrator/index/host1/{name}/host1:web:80"]
 
 
 def test_all_keys_under_prefix():
@@ -244,6 +249,6 @@ def test_all_layouts_stay_under_the_prefix_and_owned_keys_match():
     renderer = Renderer(KeySpace("/reg"), ("gliderlabs", "skydns", "etcd-naming"))
     service = make_service()
     out = renderer.render(service, NOW)
-    assert len(out) == 4
+    assert len(out) == 5  # primary, index and three layouts
     assert all(k.startswith("/reg/") for k in out)
     assert sorted(renderer.owned_keys(service)) == sorted(out)

@@ -58,11 +58,15 @@ def test_full_deletes_own_stale_entries_only(world):
     store.data["/reg/services/old/h1:gone:80"] = _kv("/reg/services/old/h1:gone:80", mine)
     store.data["/reg/services/old/h2:gone:80"] = _kv("/reg/services/old/h2:gone:80", theirs)
     store.data["/reg/old/h1:gone:80"] = _kv("/reg/old/h1:gone:80", "a:1")
+    # A crashed run wrote its index entry with it; h2's is in h2's own index range.
+    store.data["/reg/index/h1/old/h1:gone:80"] = _kv("/reg/index/h1/old/h1:gone:80",
+                                                     "/reg/services/old/h1:gone:80")
     docker.add("c1", "one", 8001)
     rec.full()
     assert service_keys(store) == {"/reg/services/web/h1:one:80",
                                    "/reg/services/old/h2:gone:80"}
     assert "/reg/old/h1:gone:80" not in store.data  # its layout key went with it
+    assert "/reg/index/h1/old/h1:gone:80" not in store.data
     assert "/reg/hosts/h1" in store.data
 
 
@@ -81,7 +85,7 @@ def test_full_rewrites_entries_on_another_lease_keeping_registered_at(world):
     assert json.loads(store.data[key].value)["registered_at"] == stamp
 
 
-def test_full_repairs_own_corrupt_entry_and_warns_once_about_foreign_junk(world):
+def test_full_repairs_own_corrupt_entry_and_leaves_foreign_junk_unread(world):
     store, docker, rec = world
     docker.add("c1", "one", 8001)
     rec.full()
@@ -93,8 +97,9 @@ def test_full_repairs_own_corrupt_entry_and_warns_once_about_foreign_junk(world)
         rec.full()
     assert json.loads(store.data[key].value)["port"] == 8001
     assert store.data["/reg/services/x/y"].value == b"junk"
-    warned = [e for e in logs if e["event"] == "unreadable store entry left alone"]
-    assert [e["key"] for e in warned] == ["/reg/services/x/y"]
+    # Not ours and not read at all: a host reads only its own entries (issue 16).
+    assert not [e for e in logs if e["event"] == "unreadable store entry left alone"]
+    assert not [k for k, *_ in store.reads if k.startswith("/reg/services/x")]
 
 
 def test_two_containers_claiming_one_key_first_keeps_it(world):
