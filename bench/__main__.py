@@ -19,6 +19,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from env import Bench, Watch, stop, wait_until
+from fleet import fleet
+from fleet import table as fleet_table
 from sections import (
     MinimalRegistrator,
     StartTimes,
@@ -32,11 +34,13 @@ from sections import (
     sequential_latency,
 )
 
-FULL = {"latency": 50, "burst": 200, "cold": 300, "window": 30.0, "quiet": 200}
-QUICK = {"latency": 5, "burst": 10, "cold": 20, "window": 4.0, "quiet": 20}
+FULL = {"latency": 50, "burst": 200, "cold": 300, "window": 30.0, "quiet": 200,
+        "fleet": (1, 5, 20), "fleet_containers": 100, "fleet_window": 10.0}
+QUICK = {"latency": 5, "burst": 10, "cold": 20, "window": 4.0, "quiet": 20,
+         "fleet": (1, 3), "fleet_containers": 5, "fleet_window": 4.0}
 
 
-def run(sizes: dict[str, float], tmp: Path) -> dict[str, Any]:
+def run(sizes: dict[str, Any], tmp: Path) -> dict[str, Any]:
     b = Bench()
     starts = StartTimes(b)
     out: dict[str, Any] = {}
@@ -83,7 +87,11 @@ def run(sizes: dict[str, float], tmp: Path) -> dict[str, Any]:
         out["liveness_many"] = liveness(b, sizes["window"], len(b.ids))
         out["recovery"] = recovery(b, proc, cold_prefix, len(b.ids))
         out["footprint_many"] = {"containers": len(b.ids), **footprint(proc)}
-        proxy.close()
+        proxy.cut()
+        stop(proc)
+        b.remove(b.ids[sizes["fleet_containers"]:])
+        out["fleet"] = fleet(b, sizes["fleet"], sizes["fleet_containers"],
+                             sizes["fleet_window"])
     finally:
         for proc in procs:
             stop(proc)
@@ -139,6 +147,8 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(table(result))
+    print()
+    print(fleet_table(result["fleet"]))
     print(f"\nwritten to {args.out}")
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from env import LABEL, Bench, UnixHTTP, Watch, rss_mb_and_cpu_s, stop, wait_until
+from env import LABEL, SOCKET, Bench, Proxy, UnixHTTP, Watch, rss_mb_and_cpu_s, stop, wait_until
+from harness import http1_requests
 
 
 def pct(values: list[float], q: float) -> float:
@@ -131,46 +132,6 @@ def burst(b: Bench, starts: StartTimes, watch: Watch, n: int) -> dict[str, float
     return {"containers": n, "last_event_to_last_key_s": max(0.0, last_key - last_start) / 1e9}
 
 
-class CountingProxy:
-    """A unix-socket proxy in front of Docker that counts the HTTP requests it forwards."""
-
-    def __init__(self, path: Path) -> None:
-        self.path, self.requests = path, 0
-        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._server.bind(str(path))
-        self._server.listen(64)
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._server.accept()
-            except OSError:
-                return
-            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            upstream.connect("/var/run/docker.sock")
-            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, False),
-                             daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket, count: bool) -> None:
-        try:
-            while data := src.recv(65536):
-                if count:
-                    self.requests += sum(data.count(m) for m in (b"GET /", b"POST /",
-                                                                 b"HEAD /"))
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            src.close()
-            dst.close()
-
-    def close(self) -> None:
-        self._server.shutdown(socket.SHUT_RDWR)
-        self._server.close()
-
-
 def _start_and_wait(b: Bench, prefix: str, n: int, docker_host: str | None) -> tuple[Any, float]:
     # Counted from watch events: polling the store would take CPU from the daemon.
     watch = Watch(b.server, prefix + "/services/")
@@ -190,8 +151,8 @@ def cold_start(b: Bench, n: int, tmp: Path) -> tuple[dict[str, float], Any]:
     rss, cpu = rss_mb_and_cpu_s(direct.pid)
     stop(direct)
     prefix = f"/cold2-{b.tag}"
-    proxy = CountingProxy(tmp / "count.sock")
-    proc, proxied = _start_and_wait(b, prefix, n, f"unix://{proxy.path}")
+    proxy = Proxy(SOCKET, listen=str(tmp / "count.sock"), requests=http1_requests)
+    proc, proxied = _start_and_wait(b, prefix, n, f"unix://{proxy.listen}")
     result = {"containers": n, "all_stored_s": took, "docker_api_calls": proxy.requests,
               "all_stored_via_proxy_s": proxied, "rss_mb": rss, "cpu_s": cpu}
     return result, (proc, prefix, proxy)

@@ -143,9 +143,13 @@ class Reconciler:
                 del self._waiting[key]
         puts, origin = self._missing(final, stored)
         claimed = {k for entries in final.values() for k in entries} | set(held)
-        self._report_unreadable(unreadable, claimed)
+        # Unreadable entries on our own lease are ours (our index named them): removed.
+        ours = {k for k in unreadable if stored[k].lease in (self.lease, self.adopt or -1)}
+        self._report_unreadable({k: v for k, v in unreadable.items() if k not in ours},
+                                claimed)
         stale = {key: service for key, (service, _) in owned.items() if key not in claimed}
         deletes = [k for service in stale.values() for k in self.renderer.owned_keys(service)]
+        deletes += [k for k in ours if k not in claimed]
         # Index keys of no entry we keep (its entry gone, unreadable, another host's now).
         kept = {k for entries in final.values() for service in entries.values()
                 for k in self.renderer.owned_keys(service)}

@@ -234,18 +234,65 @@ def published_port(container: Any, port: str) -> int:
 
 
 
+def http1_requests() -> Callable[[bytes], int]:
+    """Counts HTTP/1 requests in a client's byte stream (the Docker API)."""
+    return lambda data: sum(data.count(m) for m in (b"GET /", b"POST /", b"HEAD /"))
+
+
+def grpc_calls() -> Callable[[bytes], int]:
+    """Counts gRPC calls in one connection's client stream: each opens an HTTP/2 stream with
+    a HEADERS frame (etcd's lease keepalive is one stream for its whole life)."""
+    state = {"buf": b"", "preface": True}
+
+    def count(data: bytes) -> int:
+        buf = state["buf"] + data  # type: ignore[operator]
+        if state["preface"]:
+            if len(buf) < 24:
+                state["buf"] = buf
+                return 0
+            buf, state["preface"] = buf[24:], False
+        calls = 0
+        while len(buf) >= 9:
+            length = int.from_bytes(buf[:3], "big")
+            if len(buf) < 9 + length:
+                break
+            calls += buf[3] == 1  # HEADERS
+            buf = buf[9 + length:]
+        state["buf"] = buf
+        return calls
+
+    return count
+
+
 class Proxy:
     """Forwards a listening socket (a unix path, or a port on 127.0.0.1) to a target. `cut()`
     drops every connection and refuses new ones until `restore()`: a network partition
-    between the daemon and Docker or etcd, without touching either."""
+    between the daemon and Docker or etcd, without touching either. It also counts what
+    passes: bytes each way, and requests when given a counter factory (one per connection)."""
 
-    def __init__(self, target: str | tuple[str, int], listen: str | None = None) -> None:
+    def __init__(self, target: str | tuple[str, int], listen: str | None = None,
+                 requests: Callable[[], Callable[[bytes], int]] | None = None) -> None:
         self.target = target
         self.listen = listen if listen is not None else ("127.0.0.1", free_port())
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
         self._server: socket.socket | None = None
+        self._counter = requests
+        self.sent = self.received = self.requests = 0  # client -> target, target -> client
         self.restore()
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self.sent = self.received = self.requests = 0
+
+    def _count(self, upstream: bool, data: bytes, counter: Callable[[bytes], int] | None,
+               ) -> None:
+        with self._lock:
+            if upstream:
+                self.sent += len(data)
+                self.requests += counter(data) if counter is not None else 0
+            else:
+                self.received += len(data)
 
     @property
     def port(self) -> int:
@@ -296,13 +343,16 @@ class Proxy:
                 continue
             with self._lock:
                 self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            counter = self._counter() if self._counter is not None else None
+            for a, b, up in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(target=self._pump, args=(a, b, up, counter),
+                                 daemon=True).start()
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, upstream: bool,
+              counter: Callable[[bytes], int] | None) -> None:
         try:
             while data := src.recv(65536):
+                self._count(upstream, data, counter)
                 dst.sendall(data)
         except OSError:
             pass

@@ -66,3 +66,16 @@ def test_a_crashed_runs_leftovers_and_orphan_index_keys_are_found_through_the_in
     index = {k for k in store.data if k.startswith("/reg/index/me/")}
     assert index == {"/reg/index/me/web/me:a:80"}
     assert "/reg/web/me:b:80" not in store.data  # b's gliderlabs key went with it
+
+
+def test_an_unreadable_entry_on_our_own_lease_is_removed_not_left():
+    store, docker = MemoryStore(), FakeDocker()
+    docker.add("a", "a", 8001)
+    rec = reconciler(store, docker, "me")
+    rec.full()
+    key = "/reg/services/web/me:a:80"
+    store.data[key] = KeyValue(key, b"garbage", rec.lease)
+    del docker.containers["a"]
+    rec.full()
+    assert key not in store.data
+    assert not [k for k in store.data if k.startswith("/reg/index/")]
