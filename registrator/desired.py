@@ -61,7 +61,9 @@ def desired_services(container: dict[str, Any], policy: Policy) -> Desired:
         out.services.clear()
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         out.services.clear()
-        out.warnings.append(LabelWarning(name, "-", f"unreadable container data: {exc!r}"))
+        # The type only: the text of a KeyError or ValueError may echo untrusted data.
+        problem = f"unreadable container data ({type(exc).__name__})"
+        out.warnings.append(LabelWarning(name, "-", problem))
     return out
 
 
