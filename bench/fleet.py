@@ -44,7 +44,8 @@ def one_fleet(b: Bench, n: int, containers: int, window: float) -> dict[str, Any
     procs = []
     try:
         for i, proxy in enumerate(proxies):
-            procs.append(b.daemon(prefix, "--resync", f"{RESYNC_S}s", "--ttl", "30",
+            # --explicit: only the bench's own (labelled) containers, not whatever else runs.
+            procs.append(b.daemon(prefix, "--resync", f"{RESYNC_S}s", "--ttl", "30", "--explicit",
                                   "--etcd-endpoints", f"http://127.0.0.1:{proxy.port}",
                                   "--hostname", f"fleet-{i}"))
         wait_until(lambda: len(b.server.view.keys(prefix + "/services/")) >= n * containers,
