@@ -57,7 +57,7 @@ class Daemon:
         self.keys = KeySpace(config.prefix)
         self.started_at = now_iso()
         self.health = HealthMonitor(on_change=self.queue.container)
-        self.metrics = Metrics()
+        self.metrics = Metrics(enabled=config.metrics_addr is not None)
         self.inspector = Inspector(docker, later=self.queue.container)
         self.reconciler = Reconciler(store, self.inspector, config.policy,
                                      Renderer(self.keys, config.layouts,

@@ -12,15 +12,44 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
-
 # Event -> store-write-acknowledged, from a few ms (the floor here) to seconds (outages).
 LATENCY_BUCKETS = (0.002, 0.004, 0.006, 0.008, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
                    5, 10)
 
 
+class _Null:
+    """Stands in for every metric when nobody can scrape them: prometheus_client is not even
+    imported then (it holds ~4 MB of a daemon that runs on every host)."""
+
+    def __call__(self, *_args: Any, **_kwargs: Any) -> _Null:
+        return self
+
+    def __getattr__(self, _name: str) -> _Null:
+        return self
+
+
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, enabled: bool = True) -> None:
+        self._ttl = 0.0
+        self._renewed_at = 0.0
+        if enabled:
+            self._create()
+        else:
+            null: Any = _Null()
+            self.registry: Any = None
+            for name in ("registrations", "deregistrations", "events", "store_errors",
+                         "reconnects", "lease_renewals", "label_warnings", "services",
+                         "containers", "write_failures", "lease_ttl", "latency"):
+                setattr(self, name, null)
+
+    def _create(self) -> None:
+        from prometheus_client import (  # noqa: PLC0415 - only when metrics are served
+            CollectorRegistry,
+            Counter,
+            Gauge,
+            Histogram,
+        )
+
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.registrations = Counter("registrator_registrations",
@@ -51,8 +80,6 @@ class Metrics:
                                  "Docker event time to store write acknowledged",
                                  buckets=LATENCY_BUCKETS, registry=r)
         self.lease_ttl.set_function(self._ttl_left)
-        self._ttl = 0.0
-        self._renewed_at = 0.0
 
     def lease_refreshed(self, ttl: float) -> None:
         self.lease_renewals.inc()
@@ -75,6 +102,8 @@ class MetricsServer:
 
     def __init__(self, metrics: Metrics, address: tuple[str, int],
                  health: Callable[[], str | None]) -> None:
+        from prometheus_client import make_wsgi_app  # noqa: PLC0415 - served only on request
+
         self._metrics_app = make_wsgi_app(metrics.registry)
         self._health = health
         self._server: WSGIServer = make_server(address[0], address[1], self._app,

@@ -292,15 +292,30 @@ class EtcdStore:
             return None
         return KeyValue(key, value, int(meta.lease_id))
 
-    @_converted
     def get_many(self, keys: Sequence[str]) -> list[KeyValue]:
-        out = []
+        out: list[KeyValue] = []
         for chunk in batches(list(dict.fromkeys(keys)), self._max_ops):
-            _, responses = self.client.transaction(
-                compare=[], success=[pyetcd.transactions.Get(k) for k in chunk], failure=[])
-            out += [KeyValue(meta.key.decode("utf-8", "replace"), value, int(meta.lease_id))
-                    for found in responses for value, meta in found]
+            out += self._read_many(chunk)
         return out
+
+    def _read_many(self, keys: Sequence[str]) -> list[KeyValue]:
+        """One transaction of reads; halved (and the lower op limit kept) when etcd says it
+        has too many operations."""
+        try:
+            return self._read_txn(keys)
+        except _TooBigError:
+            if len(keys) == 1:
+                raise
+            self._max_ops = max(1, len(keys) // 2)
+            half = len(keys) // 2
+            return self._read_many(keys[:half]) + self._read_many(keys[half:])
+
+    @_converted
+    def _read_txn(self, keys: Sequence[str]) -> list[KeyValue]:
+        _, responses = self.client.transaction(
+            compare=[], success=[pyetcd.transactions.Get(k) for k in keys], failure=[])
+        return [KeyValue(meta.key.decode("utf-8", "replace"), value, int(meta.lease_id))
+                for found in responses for value, meta in found]
 
     @_converted
     def get_prefix(self, prefix: str) -> list[KeyValue]:
