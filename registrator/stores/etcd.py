@@ -27,7 +27,8 @@ from pyetcd.client import Endpoint, EtcdTokenCallCredentials, MultiEndpointEtcd3
 
 from registrator.errors import LeaseLostError, StoreError, StoreUnavailableError
 from registrator.settings import EtcdSettings
-from registrator.stores.base import KeyValue, batches
+from registrator.stores import etcd_watch
+from registrator.stores.base import ChangeStream, KeyValue, batches
 
 log = structlog.get_logger("registrator.store")
 P = ParamSpec("P")
@@ -365,6 +366,14 @@ class EtcdStore:
         ops += [pyetcd.transactions.Delete(k) for k in dict.fromkeys(deletes) if k not in put_map]
         for chunk in batches(ops):
             self.client.transaction(compare=[], success=list(chunk), failure=[])
+
+    @_converted
+    def snapshot(self, prefix: str) -> tuple[list[KeyValue], int]:
+        return etcd_watch.snapshot(self.client, prefix)
+
+    @_converted
+    def watch(self, prefix: str, start_revision: int) -> ChangeStream:
+        return etcd_watch.EtcdChangeStream(self.client, prefix, start_revision, _convert)
 
     def close(self) -> None:
         with self._lock:
