@@ -89,7 +89,7 @@ def _render_one(item: Template, snap: templates.Snapshot, timeout: float) -> boo
 def _install(item: Template, text: str, timeout: float) -> bool:
     job = item.job
     if text == current_text(job.dest):
-        item.ok = not item.reload_pending
+        item.ok = True  # a pending reload still decides, in render_all
         return False
     outcome = install(text, job.dest, check_cmd=job.check_cmd, in_place=job.in_place,
                       mode=job.mode, timeout=timeout)
