@@ -6,6 +6,7 @@ is out of rotation; and a bounded client loop sees no failed request meanwhile."
 from __future__ import annotations
 
 import signal
+import sys
 import time
 import uuid
 
@@ -50,6 +51,11 @@ def lb(etcd, start_daemon, haproxy, consumer, tmp_path):
     return out
 
 
+def measured(text):
+    """Figures for the report; shown with pytest -s. Never asserted: no timing assertions."""
+    sys.stderr.write(f"\n[measured] {text}\n")
+
+
 def body_or_none(port):
     try:
         status, body = get(port)
@@ -60,18 +66,20 @@ def body_or_none(port):
 
 def test_container_serves_through_haproxy_and_leaves_rotation(lb, containers):
     assert body_or_none(lb.port) is None  # no backend yet: 503
-    time.monotonic()
+    started = time.monotonic()
     one = web(containers, lb.name, "one")
     wait_until(lambda: body_or_none(lb.port) == "one", timeout=20, message="routed to one")
+    measured(f"container start -> routed through HAProxy: {time.monotonic() - started:.3f} s")
 
     two = web(containers, lb.name, "two")
     wait_until(lambda: {body_or_none(lb.port) for _ in range(6)} == {"one", "two"},
                timeout=20, message="both in rotation")
 
     one.stop(timeout=1)  # httpd as PID 1 ignores SIGTERM: killed after 1 s
-    time.monotonic()
+    stopped = time.monotonic()
     wait_until(lambda: one.name not in lb.dest.read_text(), timeout=20,
                message="one gone from the config")
+    measured(f"container stopped -> out of the config: {time.monotonic() - stopped:.3f} s")
     assert {body_or_none(lb.port) for _ in range(6)} == {"two"}
 
     two.pause()
@@ -103,6 +111,8 @@ def test_hitless_while_containers_come_and_go(lb, containers):
         loop.join()
     finally:
         loop.stop()
+    measured(f"hitless loop: {loop.ok} ok, {len(loop.failures)} failed, "
+             f"{len(lb.render.logged('reloaded'))} reloads by render")
     assert loop.failures == []
     assert loop.ok > 100
     assert {"c0", "c1", "c2"} <= loop.bodies
