@@ -8,8 +8,9 @@ import signal
 import urllib.error
 import urllib.request
 
+import pytest
 from consumer_support import cli, put_entry
-from harness import free_port, wait_until
+from harness import EtcdServer, free_port, wait_until
 
 TEMPLATE = ("# web backends\n{% for e in service('web') %}server {{ e.id }} {{ e | hostport }}\n"
             "{% endfor %}")
@@ -189,3 +190,36 @@ reload_cmd = "{reload_cmd}"
     wait_until(lambda: healthz(port) == 200, message="/healthz ok again")
     assert render.alive()
     assert render.stop() == 0
+
+
+@pytest.mark.slow
+def test_store_outage_keeps_files_backs_off_and_re_renders(docker_client, tmp_path, consumer):
+    server = EtcdServer(host_port=free_port()).start()
+    try:
+        src, dest = tmp_path / "t.j2", tmp_path / "out.cfg"
+        src.write_text(TEMPLATE)
+        port = free_port()
+        render = consumer("render", "--etcd-endpoints", server.endpoint, "--prefix", "/o",
+                          "--template", str(src), "--dest", str(dest), "--wait", "20ms:200ms",
+                          "--metrics-addr", f"127.0.0.1:{port}")
+        wait_until(lambda: healthz(port) == 200, message="/healthz ok")
+        put_entry(server, "/o", "web", "a", 8080)
+        wait_until(lambda: "server a" in dest.read_text(), message="first entry")
+        good = dest.read_text()
+
+        server.view.close()
+        server.container.get_wrapped_container().stop(timeout=5)
+        wait_until(lambda: healthz(port) == 503, timeout=30, message="/healthz 503 in outage")
+        assert dest.read_text() == good
+        assert render.alive()
+        server.container.get_wrapped_container().start()
+        server.view = type(server.view)(server.port)
+        wait_until(server.view.healthy, timeout=30, message="etcd back")
+        put_entry(server, "/o", "web", "b", 8081)
+        wait_until(lambda: "server b" in dest.read_text(), timeout=30,
+                   message="re-rendered after the outage")
+        wait_until(lambda: healthz(port) == 200, message="/healthz ok again")
+        # Backoff, not a busy loop: one warning for the whole outage.
+        assert len(render.logged("store unreachable; retrying with backoff")) == 1
+    finally:
+        server.stop()
