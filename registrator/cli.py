@@ -185,6 +185,9 @@ def watch_command(name: str | None, **flags: Any) -> None:
 @_option("--dest", default=None, help="File the template renders to.")
 @_option("--check-cmd", default=None, help="Run on the staged file ({src}) before the swap.")
 @_option("--reload-cmd", default=None, help="Run after DEST changed.")
+@_option("--reload-container", default=None,
+         help="LABEL=VALUE: signal those containers through the Docker API after a change.")
+@_option("--reload-signal", default="HUP", help="Signal for --reload-container.")
 @_option("--wait", default="200ms:2s", help="MIN[:MAX]: quiet time, and the longest delay.")
 @_option("--once", is_flag=True, help="Render once and exit (0 ok, 1 on any failure).")
 @_option("--in-place", is_flag=True, help="Rewrite DEST itself (single-file bind mounts).")

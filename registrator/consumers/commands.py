@@ -15,10 +15,11 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from registrator.consumers import ls as ls_mod
 from registrator.consumers import watch as watch_mod
-from registrator.consumers.files import run_command
+from registrator.consumers.files import Outcome, run_command
 from registrator.consumers.follow import Follower
 from registrator.consumers.jobs import Job, job, load_config
 from registrator.consumers.render import RenderLoop, Template, render_all
+from registrator.consumers.signal_containers import signal_containers
 from registrator.consumers.templates import Snapshot
 from registrator.durations import seconds
 from registrator.errors import ConfigError, StoreError, TransientError
@@ -87,7 +88,7 @@ def render(store: Store, keys: KeySpace, flags: dict[str, Any]) -> None:
             server.stop()
 
 
-def _once(store: Store, keys: KeySpace, jobs: list[Job], reload: Callable[[str], Any],
+def _once(store: Store, keys: KeySpace, jobs: list[Job], reload: Callable[[Job], Outcome],
           timeout: float) -> int:
     try:
         registry = ls_mod.read_registry(store, keys)
@@ -110,12 +111,19 @@ def _job_loader(flags: dict[str, Any]) -> Callable[[], list[Job]]:
         raise ConfigError("render needs --template and --dest, or --config FILE.toml")
     one = job(flags["template"], flags["dest"], check_cmd=flags["check_cmd"],
               reload_cmd=flags["reload_cmd"], wait=flags["wait"], in_place=flags["in_place"],
-              mode=flags["mode"])
+              mode=flags["mode"], reload_container=flags["reload_container"],
+              reload_signal=flags["reload_signal"])
     return lambda: [one]
 
 
-def _reloader(timeout: float) -> Callable[[str], Any]:
-    return lambda cmd: run_command(cmd, timeout)
+def _reloader(timeout: float) -> Callable[[Job], Outcome]:
+    def reload(job: Job) -> Outcome:
+        outcome = run_command(job.reload_cmd, timeout) if job.reload_cmd else Outcome(ok=True)
+        if outcome.ok and job.reload_container:
+            outcome = signal_containers(job.reload_container, job.reload_signal, timeout)
+        return outcome
+
+    return reload
 
 
 def _seconds(text: str, flag: str) -> float:

@@ -11,7 +11,8 @@ from typing import Any
 from registrator.consumers.debounce import DEFAULT_WAIT, parse_wait
 from registrator.errors import ConfigError
 
-KEYS = {"src", "dest", "check_cmd", "reload_cmd", "wait", "in_place", "mode"}
+KEYS = {"src", "dest", "check_cmd", "reload_cmd", "wait", "in_place", "mode",
+        "reload_container", "reload_signal"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,17 @@ class Job:
     wait: tuple[float, float] = (0.2, 2.0)
     in_place: bool = False
     mode: int | None = None
+    reload_container: str | None = None  # LABEL=VALUE: signal those containers after a change
+    reload_signal: str = "HUP"
+
+    @property
+    def reload_key(self) -> str:
+        """What a reload does, as text; templates with equal keys reload once together."""
+        parts = [self.reload_cmd or ""]
+        if self.reload_container:
+            parts.append(f"SIG{self.reload_signal} to containers labelled "
+                         f"{self.reload_container}")
+        return "; ".join(p for p in parts if p)
 
 
 def parse_mode(text: str | None) -> int | None:
@@ -39,13 +51,19 @@ def parse_mode(text: str | None) -> int | None:
 
 def job(src: str, dest: str, *,  # noqa: PLR0913 - one argument per template setting
         check_cmd: str | None = None, reload_cmd: str | None = None,
-        wait: str = DEFAULT_WAIT, in_place: bool = False, mode: str | None = None) -> Job:
+        wait: str = DEFAULT_WAIT, in_place: bool = False, mode: str | None = None,
+        reload_container: str | None = None, reload_signal: str = "HUP") -> Job:
     if not Path(src).is_file():
         raise ConfigError(f"template {src!r} is not a readable file")
     if not Path(dest).resolve().parent.is_dir():
         raise ConfigError(f"the directory of dest {dest!r} does not exist")
+    if reload_container is not None and "=" not in reload_container.strip("="):
+        raise ConfigError(f"--reload-container {reload_container!r}: expected LABEL=VALUE")
+    signal_name = reload_signal.upper().removeprefix("SIG")
+    if not signal_name.isalnum():
+        raise ConfigError(f"--reload-signal {reload_signal!r}: expected a name such as HUP")
     return Job(src, dest, check_cmd or None, reload_cmd or None, parse_wait(wait), in_place,
-               parse_mode(mode))
+               parse_mode(mode), reload_container or None, signal_name)
 
 
 def load_config(path: str) -> list[Job]:
@@ -73,7 +91,7 @@ def _table_job(table: Any, number: int, base: Path, path: str) -> Job:
     for key in ("src", "dest"):
         if not isinstance(table.get(key), str) or not table[key]:
             raise ConfigError(f"{where}: {key} must be a path")
-    for key in ("check_cmd", "reload_cmd", "wait", "mode"):
+    for key in ("check_cmd", "reload_cmd", "wait", "mode", "reload_container", "reload_signal"):
         if key in table and not isinstance(table[key], str):
             raise ConfigError(f"{where}: {key} must be a string")
     if not isinstance(table.get("in_place", False), bool):
@@ -83,6 +101,7 @@ def _table_job(table: Any, number: int, base: Path, path: str) -> Job:
         return job(str(base / table["src"]), str(base / table["dest"]),
                    check_cmd=table.get("check_cmd"), reload_cmd=table.get("reload_cmd"),
                    wait=table.get("wait", DEFAULT_WAIT), in_place=table.get("in_place", False),
-                   mode=table.get("mode"))
+                   mode=table.get("mode"), reload_container=table.get("reload_container"),
+                   reload_signal=table.get("reload_signal", "HUP"))
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import jinja2
 
 log = structlog.get_logger("registrator.render")
-Reloader = Callable[[str], Outcome]  # reload command -> outcome
+Reloader = Callable[[Job], Outcome]  # runs the job's reload (command, container signal)
 
 
 @dataclass(slots=True)
@@ -49,15 +49,16 @@ def render_all(items: list[Template], snap: templates.Snapshot, reload: Reloader
     reloads: dict[str, list[Template]] = {}
     for item in items:
         changed = _render_one(item, snap, timeout)
-        if item.job.reload_cmd and (changed or (item.ok and item.reload_pending)):
-            reloads.setdefault(item.job.reload_cmd, []).append(item)
-    for cmd, group in reloads.items():
-        outcome = reload(cmd)
+        key = item.job.reload_key
+        if key and (changed or (item.ok and item.reload_pending)):
+            reloads.setdefault(key, []).append(item)
+    for key, group in reloads.items():
+        outcome = reload(group[0].job)
         names = [t.job.dest for t in group]
         if outcome.ok:
-            log.info("reloaded", cmd=cmd, dests=names)
+            log.info("reloaded", reload=key, dests=names)
         else:
-            log.error("reload failed; retrying at the next change", cmd=cmd, dests=names,
+            log.error("reload failed; retrying at the next change", reload=key, dests=names,
                       reason=outcome.detail)
         for item in group:
             item.reload_pending = not outcome.ok

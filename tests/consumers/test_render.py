@@ -7,6 +7,7 @@ import json
 import signal
 import urllib.error
 import urllib.request
+import uuid
 
 import pytest
 from consumer_support import cli, put_entry
@@ -223,3 +224,29 @@ def test_store_outage_keeps_files_backs_off_and_re_renders(docker_client, tmp_pa
         assert len(render.logged("store unreachable; retrying with backoff")) == 1
     finally:
         server.stop()
+
+
+def test_reload_container_by_label_through_the_docker_api(etcd, prefix, tmp_path, consumer,
+                                                          containers):
+    label = f"lb-{uuid.uuid4().hex[:8]}"
+    target = containers.run(
+        "sh -c 'trap \"echo hup >> /tmp/hups\" HUP; while true; do sleep 0.1; done'",
+        labels={"reload-me": label})
+    src, dest = tmp_path / "t.j2", tmp_path / "out.cfg"
+    src.write_text(TEMPLATE)
+    render = consumer(*render_args(etcd, prefix, src, dest, "--reload-container",
+                                   f"reload-me={label}", "--reload-signal", "HUP"))
+    wait_until(lambda: render.logged("reloaded"), message="first reload")
+
+    def hups():
+        result = target.exec_run("cat /tmp/hups")
+        return result.output.decode().count("hup") if result.exit_code == 0 else 0
+
+    wait_until(lambda: hups() == 1, message="one SIGHUP")
+    put_entry(etcd, prefix, "web", "a", 8080)
+    wait_until(lambda: hups() == 2, message="SIGHUP after the change")
+    target.stop(timeout=1)
+    put_entry(etcd, prefix, "web", "b", 8081)
+    failed = wait_until(lambda: render.logged("reload failed; retrying at the next change"),
+                        message="no container to signal")
+    assert "no running container" in failed[0]["reason"]

@@ -299,7 +299,7 @@ def make(tmp_path, name, text, **kwargs):
 def test_cycle_renders_then_does_nothing_when_unchanged(tmp_path):
     reloads = []
     item = make(tmp_path, "a", "{{ service('web') | length }}\n", reload_cmd="r")
-    reload = lambda cmd: reloads.append(cmd) or Outcome(ok=True)  # noqa: E731
+    reload = lambda cmd: reloads.append(cmd.reload_cmd) or Outcome(ok=True)  # noqa: E731
     assert render_all([item], snap(registry(entry())), reload)
     assert Path(item.job.dest).read_text() == "1\n"
     assert render_all([item], snap(registry(entry())), reload)
@@ -311,7 +311,7 @@ def test_one_reload_for_templates_that_changed_together(tmp_path):
     items = [make(tmp_path, n, f"{n}{{{{ service('web') | length }}}}", reload_cmd="same")
              for n in ("a", "b", "c")]
     assert render_all(items, snap(registry(entry())),
-                      lambda cmd: reloads.append(cmd) or Outcome(ok=True))
+                      lambda cmd: reloads.append(cmd.reload_cmd) or Outcome(ok=True))
     assert reloads == ["same"]
 
 
@@ -334,7 +334,7 @@ def test_failed_reload_is_retried_at_the_next_cycle(tmp_path):
     item = make(tmp_path, "a", "{{ service('web') | length }}", reload_cmd="r")
     results = [Outcome(ok=False, detail="boom"), Outcome(ok=True)]
     calls = []
-    reload = lambda cmd: calls.append(cmd) or results.pop(0)  # noqa: E731
+    reload = lambda cmd: calls.append(cmd.reload_cmd) or results.pop(0)  # noqa: E731
     assert not render_all([item], snap(registry(entry())), reload)
     assert item.reload_pending
     assert render_all([item], snap(registry(entry())), reload)  # same output, reload retried
