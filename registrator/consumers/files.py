@@ -63,6 +63,8 @@ def install(text: str, dest: str, *,  # noqa: PLR0913 - one argument per setting
                 return Outcome(ok=False, detail=f"check failed: {checked.detail}")
         if in_place:
             _rewrite(target, text)
+            if mode is not None:
+                target.chmod(mode)
         else:
             Path(staged).replace(target)
     except OSError as exc:

@@ -4,7 +4,10 @@ good file and the process running; --once exit codes; --in-place; SIGHUP; /healt
 from __future__ import annotations
 
 import json
+import math
 import signal
+import sys
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -250,3 +253,24 @@ def test_reload_container_by_label_through_the_docker_api(etcd, prefix, tmp_path
     failed = wait_until(lambda: render.logged("reload failed; retrying at the next change"),
                         message="no container to signal")
     assert "no running container" in failed[0]["reason"]
+
+
+def test_a_burst_gives_few_renders_and_the_final_file_matches(etcd, prefix, tmp_path, consumer):
+    src, dest = tmp_path / "t.j2", tmp_path / "out.cfg"
+    src.write_text(TEMPLATE)
+    render = consumer("render", "--etcd-endpoints", etcd.endpoint, "--prefix", prefix,
+                      "--template", str(src), "--dest", str(dest), "--wait", "200ms:2s")
+    wait_until(lambda: render.logged("rendered"), message="first render")
+    start = time.monotonic()
+    for i in range(200):  # 200 changes within about a second
+        put_entry(etcd, prefix, "web", f"s{i % 20:02d}", 10000 + i)
+        # Pacing the burst (not waiting for a condition): 200 puts spread over one second.
+        time.sleep(max(0.0, start + (i + 1) / 200 - time.monotonic()))
+    elapsed = time.monotonic() - start
+    expected = "# web backends\n" + "".join(
+        f"server s{n:02d} 127.0.0.1:{10000 + 180 + n}\n" for n in range(20))
+    wait_until(lambda: dest.read_text() == expected, message="final file")
+    renders = len(render.logged("rendered")) - 1
+    bound = math.ceil(max(elapsed, 1.0) / 0.2) + 1
+    sys.stderr.write(f"\n[measured] burst of 200 changes in {elapsed:.2f} s: {renders} renders\n")
+    assert 1 <= renders <= bound, (renders, elapsed)
