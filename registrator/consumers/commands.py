@@ -19,7 +19,6 @@ from registrator.consumers.files import Outcome, run_command
 from registrator.consumers.follow import Follower
 from registrator.consumers.jobs import Job, job, load_config
 from registrator.consumers.render import RenderLoop, Template, render_all
-from registrator.consumers.signal_containers import signal_containers
 from registrator.consumers.templates import Snapshot
 from registrator.durations import seconds
 from registrator.errors import ConfigError, StoreError, TransientError
@@ -120,6 +119,9 @@ def _reloader(timeout: float) -> Callable[[Job], Outcome]:
     def reload(job: Job) -> Outcome:
         outcome = run_command(job.reload_cmd, timeout) if job.reload_cmd else Outcome(ok=True)
         if outcome.ok and job.reload_container:
+            # The Docker SDK costs ~19 MB of memory: only a render that signals loads it.
+            from registrator.consumers.signal_containers import signal_containers  # noqa: PLC0415
+
             outcome = signal_containers(job.reload_container, job.reload_signal, timeout)
         return outcome
 

@@ -5,6 +5,7 @@ needs was compacted away, the prefix is read again and the difference reported a
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable
 
@@ -32,7 +33,8 @@ class Follower:
         self.stop_event = threading.Event()
         self.watching = threading.Event()  # a watch is open now (for /healthz)
         self.revision = 0
-        self._raw: dict[str, bytes] = {}
+        # A digest per key, not the value: enough to tell what changed across a compaction.
+        self._digests: dict[str, bytes] = {}
         self._stream: ChangeStream | None = None
         self._backoff = (backoff_min, backoff_max)
 
@@ -75,11 +77,12 @@ class Follower:
         """Read the prefix; the changes since the last read (every key the first time)."""
         kvs, revision = self.store.snapshot(self.keys.root)
         now = {kv.key: kv.value for kv in kvs}
-        changes = [Change("put", k, v, revision) for k, v in now.items()
-                   if self._raw.get(k) != v]
-        changes += [Change("delete", k, b"", revision) for k in self._raw if k not in now]
+        digests = {k: _digest(v) for k, v in now.items()}
+        changes = [Change("put", k, now[k], revision) for k, d in digests.items()
+                   if self._digests.get(k) != d]
+        changes += [Change("delete", k, b"", revision) for k in self._digests if k not in now]
         with self.lock:
-            self._raw = now
+            self._digests = digests
             self.registry.load(now.items())
             self.revision = revision
         return changes
@@ -105,9 +108,13 @@ class Follower:
         with self.lock:
             for change in batch:
                 if change.op == "put":
-                    self._raw[change.key] = change.value
+                    self._digests[change.key] = _digest(change.value)
                     self.registry.put(change.key, change.value)
                 else:
-                    self._raw.pop(change.key, None)
+                    self._digests.pop(change.key, None)
                     self.registry.delete(change.key)
                 self.revision = max(self.revision, change.revision)
+
+
+def _digest(value: bytes) -> bytes:
+    return hashlib.blake2b(value, digest_size=16).digest()

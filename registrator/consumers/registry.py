@@ -5,6 +5,7 @@ the rest (a hostile or broken registry must not stop a load balancer's config)."
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,6 +19,7 @@ log = structlog.get_logger("registrator.consumers")
 # Real entries are well under 2 KiB; a value this big is junk or an attack, not a service.
 MAX_VALUE_BYTES = 64 * 1024
 Record = dict[str, Any]
+_SHARED = ("name", "host", "protocol", "image", "health", "registered_at")
 
 
 class Registry:
@@ -87,7 +89,11 @@ class Registry:
         problem = segment_problem(service.name) or segment_problem(service.id)
         if problem is not None:
             return _skip(key, f"name or id {problem}")
-        return service.to_record(registered_at)
+        record = service.to_record(registered_at)
+        for field in _SHARED:
+            # Thousands of entries repeat a few hosts, names and images: keep one copy each.
+            record[field] = sys.intern(record[field])
+        return record
 
     def _parse_host(self, key: str, value: bytes) -> Record | None:
         hostname = key[len(self.keys.hosts_root):]
