@@ -77,8 +77,8 @@ def render(store: Store, keys: KeySpace, flags: dict[str, Any]) -> None:
         sys.exit(_once(store, keys, jobs, reload, timeout))
     loop = RenderLoop(Follower(store, keys), load_jobs, reload, timeout=timeout)
     _stop_on_signals(loop.stop)
-    if flags["config"]:
-        signal.signal(signal.SIGHUP, lambda *_: loop.reread.set())
+    # SIGHUP: read the config file (or the flags' one template) again and render at once.
+    signal.signal(signal.SIGHUP, lambda *_: loop.reread.set())
     server = _metrics_server(flags["metrics_addr"], loop)
     try:
         loop.run()

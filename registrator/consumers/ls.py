@@ -60,10 +60,16 @@ def hosts_table(hosts: list[Record]) -> str:
     return _columns(rows)
 
 
+def printable(text: str) -> str:
+    """Names and ids come from container labels: keep control characters off the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
 def _columns(rows: Sequence[Sequence[str]]) -> str:
-    # Names and ids come from container labels: keep control characters off the terminal.
-    clean = [tuple(c.encode("unicode_escape").decode("ascii") if not c.isprintable() else c
-                   for c in row) for row in rows]
+    clean = [tuple(printable(c) for c in row) for row in rows]
     widths = [max(len(row[i]) for row in clean) for i in range(len(clean[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
                      for row in clean)

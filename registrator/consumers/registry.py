@@ -89,10 +89,10 @@ class Registry:
         problem = segment_problem(service.name) or segment_problem(service.id)
         if problem is not None:
             return _skip(key, f"name or id {problem}")
-        record = service.to_record(registered_at)
+        record: Record = service.to_record(registered_at)
         for field in _SHARED:
             # Thousands of entries repeat a few hosts, names and images: keep one copy each.
-            record[field] = sys.intern(record[field])
+            record[field] = sys.intern(str(record[field]))
         return record
 
     def _parse_host(self, key: str, value: bytes) -> Record | None:

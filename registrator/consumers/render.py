@@ -145,12 +145,21 @@ class RenderLoop:
                     item.debouncer.change(now)
             self._cond.notify_all()
 
-    def run(self) -> None:
+    def _start_watch(self) -> threading.Thread:
         thread = threading.Thread(target=self.follower.run, args=(self.notify,),
                                   name="registry-watch", daemon=True)
         thread.start()
+        return thread
+
+    def run(self) -> None:
+        thread = self._start_watch()
         try:
             while not self.stop_event.is_set():
+                if not thread.is_alive() and not self.stop_event.is_set():
+                    # Store errors are handled inside; this is anything else (a bug): the
+                    # watch resumes from the last revision it saw instead of going silent.
+                    log.error("the registry watch ended unexpectedly; restarting it")
+                    thread = self._start_watch()
                 if self.reread.is_set():
                     self._reread()
                 due = self._wait_due()

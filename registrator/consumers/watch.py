@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from registrator.consumers.ls import printable
 from registrator.consumers.registry import Registry
 from registrator.keys import KeySpace
 from registrator.stores.base import Change
@@ -26,4 +27,4 @@ def line(change: Change, registry: Registry, as_json: bool) -> str | None:
     text = f"{change.op:<6} {change.key}"
     if value is not None and "port" in value:
         text += f"  {value['address']}:{value['port']} {value['health']}"
-    return (f"{text}  rev={change.revision}").encode("unicode_escape").decode("ascii")
+    return printable(f"{text}  rev={change.revision}")

@@ -348,3 +348,9 @@ def test_mode_of_existing_dest_is_kept(tmp_path):
     os.chmod(item.job.dest, 0o640)  # noqa: PTH101
     assert render_all([item], snap(registry()), always_ok)
     assert Path(item.job.dest).stat().st_mode & 0o777 == 0o640
+
+
+def test_printable_escapes_only_control_characters():
+    from registrator.consumers.ls import printable
+    assert printable("café web") == "café web"
+    assert printable("a\x1b[2Jb\n") == "a\\x1b[2Jb\\n"
