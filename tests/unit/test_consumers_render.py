@@ -16,6 +16,7 @@ from registrator.consumers import templates
 from registrator.consumers.debounce import Debouncer, parse_wait
 from registrator.consumers.files import Outcome, install, run_command
 from registrator.consumers.jobs import job, load_config, parse_mode
+from registrator.consumers.ls import printable
 from registrator.consumers.registry import MAX_VALUE_BYTES, Registry
 from registrator.consumers.render import Template, render_all
 from registrator.errors import ConfigError
@@ -351,6 +352,5 @@ def test_mode_of_existing_dest_is_kept(tmp_path):
 
 
 def test_printable_escapes_only_control_characters():
-    from registrator.consumers.ls import printable
     assert printable("café web") == "café web"
     assert printable("a\x1b[2Jb\n") == "a\\x1b[2Jb\\n"
