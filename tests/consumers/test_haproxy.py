@@ -18,11 +18,10 @@ TEMPLATE = ROOT / "examples" / "haproxy" / "haproxy.cfg.j2"
 LOCAL = ("127.0.0.1", None)
 
 
-def web(containers, name, body):
-    # exec: httpd is PID 1 and stops at once on `docker stop`.
+def web(containers, name, body, **labels):
     return containers.run(f"sh -c 'mkdir -p /www && echo {body} > /www/index.html && "
                           "exec httpd -f -p 80 -h /www'",
-                          ports={"80/tcp": LOCAL}, labels={"registrator.name": name})
+                          ports={"80/tcp": LOCAL}, labels={"registrator.name": name, **labels})
 
 
 @pytest.fixture
@@ -119,3 +118,16 @@ def test_hitless_while_containers_come_and_go(lb, containers):
     assert len(lb.render.logged("reloaded")) >= 4
     third.reload()
     assert third.status == "running"
+
+
+def test_unhealthy_container_leaves_rotation(lb, containers):
+    """The daemon's label check fails -> the entry goes -> render drops the server."""
+    checked = web(containers, lb.name, "checked", **{
+        "registrator.check.http": "/index.html", "registrator.check.interval": "300ms",
+        "registrator.check.fall": "1", "registrator.check.rise": "1"})
+    wait_until(lambda: body_or_none(lb.port) == "checked", timeout=20, message="routed")
+    checked.exec_run("rm /www/index.html")
+    wait_until(lambda: checked.name not in lb.dest.read_text(), timeout=20,
+               message="unhealthy container out of the config")
+    checked.exec_run("sh -c 'echo back > /www/index.html'")
+    wait_until(lambda: body_or_none(lb.port) == "back", timeout=20, message="healthy again")
