@@ -151,6 +151,7 @@ def healthz(port):
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
             return r.status
     except urllib.error.HTTPError as exc:
+        exc.close()  # it holds the response's socket
         return exc.code
 
 
