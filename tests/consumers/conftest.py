@@ -3,10 +3,10 @@ stopped by their own pid at the end, and a prefix of the test's own, emptied aft
 
 from __future__ import annotations
 
-import shutil
+from pathlib import Path
 
 import pytest
-from consumer_support import HAProxy, Process
+from consumer_support import HAPROXY, HAProxy, Process
 from harness import new_prefix
 
 
@@ -33,7 +33,7 @@ def consumer(tmp_path):
 
 @pytest.fixture
 def haproxy(tmp_path):
-    if shutil.which("haproxy") is None:
+    if not Path(HAPROXY).exists():
         pytest.skip("haproxy is not installed (scripts/setup installs it)")
     started = []
 

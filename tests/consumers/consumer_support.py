@@ -7,6 +7,7 @@ import contextlib
 import http.client
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,8 @@ from typing import Any
 from harness import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
+# Debian puts it in /usr/sbin, which is not on every user's PATH.
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRATOR_")}
 
 
@@ -94,7 +97,7 @@ class HAProxy:
         self.cfg = cfg
         self.pidfile = cfg.with_suffix(".pid")
         self.log = cfg.with_suffix(".log").open("w")
-        self.proc = subprocess.Popen(["haproxy", "-W", "-f", str(cfg), "-p", str(self.pidfile)],
+        self.proc = subprocess.Popen([HAPROXY, "-W", "-f", str(cfg), "-p", str(self.pidfile)],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         wait_until(lambda: self.pidfile.exists() and self.pidfile.read_text().strip(),
                    message="haproxy to write its pid file")

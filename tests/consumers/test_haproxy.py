@@ -11,7 +11,7 @@ import time
 import uuid
 
 import pytest
-from consumer_support import ROOT, ClientLoop, cli, get
+from consumer_support import HAPROXY, ROOT, ClientLoop, cli, get
 from harness import free_port, wait_until
 
 TEMPLATE = ROOT / "examples" / "haproxy" / "haproxy.cfg.j2"
@@ -34,7 +34,7 @@ def lb(etcd, start_daemon, haproxy, consumer, tmp_path):
     env = {"LB_SERVICE": name, "LB_BIND": f"127.0.0.1:{port}"}
     common = ("render", "--etcd-endpoints", etcd.endpoint, "--prefix", daemon.prefix,
               "--template", str(TEMPLATE), "--dest", str(dest),
-              "--check-cmd", "haproxy -q -c -f {src}")
+              "--check-cmd", f"{HAPROXY} -q -c -f {{src}}")
     first = cli(*common, "--once", env=env)
     assert first.returncode == 0, first.stderr
     proxy = haproxy(dest)
