@@ -40,6 +40,11 @@ class EtcdChangeStream:
         self._convert = convert
         self._queue: queue.Queue[Any] = queue.Queue()
         self._closed = threading.Event()
+        # etcd confirms a watch made with an expired auth token and then cancels it, which the
+        # client does not pass on: the watch would go silent. A read first is refused instead,
+        # and EtcdStore authenticates again and repeats this call (`_converted`).
+        client.get_response(prefix, count_only=True)
+        _renew_watcher(client)
         try:
             self._watch_id = client.add_watch_prefix_callback(
                 prefix, self._queue.put, start_revision=start_revision)
@@ -76,6 +81,15 @@ class EtcdChangeStream:
         # The stream may already be gone with the client or the connection: nothing to undo.
         with contextlib.suppress(etcd_exc.Etcd3Exception, grpc.RpcError, ValueError):
             self._client.cancel_watch(self._watch_id)
+
+
+def _renew_watcher(client: MultiEndpointEtcd3Client) -> None:
+    """The client's watcher keeps the auth token it was made with; after EtcdStore
+    authenticated again, a watch through it would be refused forever. Make a new one then."""
+    watcher = client.watcher
+    if getattr(watcher, "_metadata", None) is not client.metadata:
+        client.watcher = client.get_watcher()
+        watcher.close()
 
 
 def _compacted(exc: etcd_exc.RevisionCompactedError, asked: int | None) -> CompactedError:
