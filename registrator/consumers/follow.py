@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Callable
 
 import structlog
@@ -20,11 +21,14 @@ log = structlog.get_logger("registrator.consumers")
 
 # notify(changes, first): `first` is the initial read, when `changes` lists every key.
 Notify = Callable[[list[Change], bool], None]
+# etcd sends an idle watch a progress notice every 10 minutes (its default): a watch that
+# says nothing for much longer was cancelled without a word reaching us, so it is remade.
+SILENT_WATCH = 25 * 60.0
 
 
 class Follower:
     def __init__(self, store: Store, keys: KeySpace, *, backoff_min: float = 0.1,
-                 backoff_max: float = 5.0) -> None:
+                 backoff_max: float = 5.0, silent_watch: float = SILENT_WATCH) -> None:
         self.store = store
         self.keys = keys
         self.registry = Registry(keys)
@@ -37,6 +41,7 @@ class Follower:
         self._digests: dict[str, bytes] = {}
         self._stream: ChangeStream | None = None
         self._backoff = (backoff_min, backoff_max)
+        self._silent_watch = silent_watch
 
     def stop(self) -> None:
         """From any thread: run() returns soon after."""
@@ -95,8 +100,15 @@ class Follower:
                 return
             self.watching.set()
             log.info("watching the registry", prefix=self.keys.prefix, revision=self.revision)
+            heard = time.monotonic()
             while not self.stop_event.is_set():
                 batch = stream.next_batch(1.0)
+                if batch is not None:
+                    heard = time.monotonic()
+                elif time.monotonic() - heard > self._silent_watch:
+                    log.warning("the watch has been silent for too long; making it again",
+                                seconds=round(self._silent_watch))
+                    return
                 if batch:
                     self._apply(batch)
                     notify(batch, False)  # noqa: FBT003 - Notify is a plain callable

@@ -47,7 +47,7 @@ class EtcdChangeStream:
         _renew_watcher(client)
         try:
             self._watch_id = client.add_watch_prefix_callback(
-                prefix, self._queue.put, start_revision=start_revision)
+                prefix, self._queue.put, start_revision=start_revision, progress_notify=True)
         except etcd_exc.RevisionCompactedError as exc:
             raise _compacted(exc, start_revision) from None
         except etcd_exc.WatchTimedOut:
