@@ -159,3 +159,15 @@ def test_watch_after_compaction_reports_the_difference(etcd, prefix, consumer):
         assert next(x for x in lines if x["op"] == "put")["value"]["port"] == 4
     finally:
         proxy.cut()
+
+
+def test_watch_text_lines(etcd, prefix, consumer):
+    process = consumer("watch", "--etcd-endpoints", etcd.endpoint, "--prefix", prefix,
+                       "--log-level", "info")
+    wait_until(lambda: process.logged("watching the registry"), message="watch to start")
+    put_entry(etcd, prefix, "web", "a", 8080)
+    etcd.view.delete(f"{prefix}/services/web/a")
+    lines = wait_until(lambda: len(process.lines()) >= 2 and process.lines(), message="lines")
+    assert lines[0].split()[:4] == ["put", f"{prefix}/services/web/a", "127.0.0.1:8080", "none"]
+    assert lines[1].split()[:2] == ["delete", f"{prefix}/services/web/a"]
+    assert lines[1].split()[-1].startswith("rev=")
