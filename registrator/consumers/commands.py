@@ -3,6 +3,7 @@ stdout, logs (warnings about skipped entries, render results) to stderr."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -65,7 +66,12 @@ def watch(store: Store, keys: KeySpace, name: str | None, as_json: bool) -> None
                 if text is not None:
                     click.echo(text)
 
-    follower.run(emit)
+    try:
+        follower.run(emit)
+    except BrokenPipeError:
+        # The reader went away (`watch | head -1`): done. Point stdout at /dev/null so the
+        # interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def render(store: Store, keys: KeySpace, flags: dict[str, Any]) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
-from consumer_support import cli, put_entry
+from consumer_support import CLEAN_ENV, cli, put_entry
 from harness import EtcdServer, Proxy, free_port, wait_until
 
 LOCAL = ("127.0.0.1", None)
@@ -171,3 +173,25 @@ def test_watch_text_lines(etcd, prefix, consumer):
     assert lines[0].split()[:4] == ["put", f"{prefix}/services/web/a", "127.0.0.1:8080", "none"]
     assert lines[1].split()[:2] == ["delete", f"{prefix}/services/web/a"]
     assert lines[1].split()[-1].startswith("rev=")
+
+
+def test_watch_into_a_closed_pipe_exits_quietly(etcd, prefix):
+    head = subprocess.Popen(["head", "-n", "1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "registrator", "watch", "--json", "--etcd-endpoints",
+         etcd.endpoint, "--prefix", prefix], stdout=head.stdin, stderr=subprocess.PIPE,
+        env=CLEAN_ENV)
+    head.stdin.close()
+    try:
+        wait_until(lambda: put_entry(etcd, prefix, "web", "a", 8080) and (
+            watch.poll() is not None), timeout=20, message="watch to end with the pipe")
+        assert watch.returncode == 0
+        assert b"Traceback" not in watch.stderr.read()
+        assert json.loads(head.stdout.read())["key"] == f"{prefix}/services/web/a"
+    finally:
+        for proc in (watch, head):
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(10)
+        watch.stderr.close()
+        head.stdout.close()
