@@ -135,6 +135,81 @@ def healthcheck(metrics_addr: str | None, timeout: float) -> None:
         sys.exit(1)
 
 
+# Read-only consumers of the registry (SPEC §8).
+
+
+def _consumer(flags: dict[str, Any]) -> tuple[Store, Any]:
+    from registrator import logs
+    from registrator.keys import KeySpace
+
+    logs.configure(flags.get("log_level") or "warning")
+    return open_store(flags), KeySpace(flags["prefix"])
+
+
+_LOG_LEVEL = click.Choice(["debug", "info", "warning", "error"])
+
+
+@cli.command(name="ls", context_settings=ENV)
+@click.argument("name", required=False)
+@store_options
+@_option("--host", default=None, help="Only entries of this host.")
+@_option("--json", "as_json", is_flag=True, help="One JSON array of the stored entries.")
+@_option("--hosts", is_flag=True, help="List the host records (cluster membership) instead.")
+def ls_command(name: str | None, **flags: Any) -> None:
+    """Show what is registered: a table, or JSON for scripts."""
+    from registrator.consumers import commands
+
+    store, keys = _consumer(flags)
+    try:
+        commands.ls(store, keys, name, flags["host"], flags["as_json"], flags["hosts"])
+    finally:
+        store.close()
+
+
+@cli.command(name="watch", context_settings=ENV)
+@click.argument("name", required=False)
+@store_options
+@_option("--json", "as_json", is_flag=True, help='Lines of {"op","key","value","revision"}.')
+@_option("--log-level", default="warning", type=_LOG_LEVEL)
+def watch_command(name: str | None, **flags: Any) -> None:
+    """Print one line per change under the prefix, from now on; survives store outages."""
+    from registrator.consumers import commands
+
+    store, keys = _consumer(flags)
+    try:
+        commands.watch(store, keys, name, flags["as_json"])
+    finally:
+        store.close()
+
+
+@cli.command(name="render", context_settings=ENV)
+@store_options
+@_option("--template", default=None, help="Jinja2 template to render.")
+@_option("--dest", default=None, help="File the template renders to.")
+@_option("--check-cmd", default=None, help="Run on the staged file ({src}) before the swap.")
+@_option("--reload-cmd", default=None, help="Run after DEST changed.")
+@_option("--reload-container", default=None,
+         help="LABEL=VALUE: signal those containers through the Docker API after a change.")
+@_option("--reload-signal", default="HUP", help="Signal for --reload-container.")
+@_option("--wait", default="200ms:2s", help="MIN[:MAX]: quiet time, and the longest delay.")
+@_option("--once", is_flag=True, help="Render once and exit (0 ok, 1 on any failure).")
+@_option("--in-place", is_flag=True, help="Rewrite DEST itself (single-file bind mounts).")
+@_option("--mode", default=None, help="Octal mode of DEST, e.g. 0644 [default: DEST's].")
+@_option("--config", default=None, help="TOML file of [[template]] tables; SIGHUP re-reads.")
+@_option("--cmd-timeout", default="30s", help="Timeout of each check and reload command.")
+@_option("--metrics-addr", default=None, help="host:port for /metrics and /healthz.")
+@_option("--log-level", default="info", type=_LOG_LEVEL)
+def render_command(**flags: Any) -> None:
+    """Keep files rendered from the registry: checked, swapped in, reloaded."""
+    from registrator.consumers import commands
+
+    store, keys = _consumer(flags)
+    try:
+        commands.render(store, keys, flags)
+    finally:
+        store.close()
+
+
 from registrator import cli_config  # noqa: E402, F401 - adds the `config` group (cycle-safe)
 
 

@@ -45,3 +45,7 @@ class TakenOverError(ConfigError):
 
 class InvalidKeyError(RegistratorError):
     """A key segment failed validation; nothing was written."""
+
+
+class CompactedError(StoreError):
+    """A watch asked for history the store has compacted away: read the current state again."""

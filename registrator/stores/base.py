@@ -22,6 +22,28 @@ class KeyValue:
     lease: int  # 0 when the key has no lease
 
 
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One change under a watched prefix."""
+
+    op: str  # "put" or "delete"
+    key: str
+    value: bytes  # b"" for a delete
+    revision: int  # the store revision that made the change
+
+
+class ChangeStream(Protocol):
+    """An open watch. Reads happen on one thread; close() may come from any other."""
+
+    def next_batch(self, timeout: float | None = None) -> list[Change] | None:
+        """The changes of the next store response, oldest first ([] for a progress notice);
+        None when `timeout` passed without one or the stream was closed. Raises
+        StoreUnavailableError when the stream broke, CompactedError when the history it needs
+        was compacted away."""
+
+    def close(self) -> None: ...
+
+
 class Store(Protocol):
     def connect(self) -> None:
         """Open the session; raises StoreUnavailableError when the store cannot be reached."""
@@ -60,6 +82,15 @@ class Store(Protocol):
         """Delete one key in one request; True when it existed."""
 
     def close(self) -> None: ...
+
+    # Read-only consumers (SPEC §8): a consistent read, then a watch that resumes from it.
+    def snapshot(self, prefix: str) -> tuple[list[KeyValue], int]:
+        """Every key under `prefix` and the store revision they were read at."""
+
+    def watch(self, prefix: str, start_revision: int) -> ChangeStream:
+        """Changes under `prefix` from `start_revision` on. CompactedError when that revision
+        is compacted away (here, or from the stream's first next_batch: etcd says so after it
+        confirmed the watch); StoreUnavailableError when the store cannot be reached."""
 
 
 def batches(items: Sequence[T], size: int = MAX_TXN_OPS, max_bytes: int = MAX_TXN_BYTES,

@@ -28,7 +28,14 @@ from registrator.errors import (
     StoreUnavailableError,
 )
 from registrator.settings import EtcdSettings
-from registrator.stores.base import MAX_TXN_BYTES, MAX_TXN_OPS, KeyValue, batches
+from registrator.stores import etcd_watch
+from registrator.stores.base import (
+    MAX_TXN_BYTES,
+    MAX_TXN_OPS,
+    ChangeStream,
+    KeyValue,
+    batches,
+)
 from registrator.stores.etcd_tls import TLS_ADVICE, check_tls_files, read, tls_reason
 
 log = structlog.get_logger("registrator.store")
@@ -379,6 +386,14 @@ class EtcdStore:
     @_converted
     def delete(self, key: str) -> bool:
         return bool(self.client.delete(key))
+
+    @_converted
+    def snapshot(self, prefix: str) -> tuple[list[KeyValue], int]:
+        return etcd_watch.snapshot(self.client, prefix)
+
+    @_converted
+    def watch(self, prefix: str, start_revision: int) -> ChangeStream:
+        return etcd_watch.EtcdChangeStream(self.client, prefix, start_revision, _convert)
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,1 @@
+"""Read-only users of the registry (SPEC §8): ls, watch, render."""

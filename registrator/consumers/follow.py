@@ -1,0 +1,132 @@
+"""A registry copy kept in step with the store by a watch, not by polling: one read, then a
+watch from the revision after it. A broken stream (store restart, outage) is resumed from the
+last revision seen, with backoff, so an outage never becomes a busy loop; when the history it
+needs was compacted away, the prefix is read again and the difference reported as changes."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+
+import structlog
+
+from registrator.consumers.registry import Registry
+from registrator.errors import CompactedError, StoreError, StoreUnavailableError
+from registrator.keys import KeySpace
+from registrator.stores.base import Change, ChangeStream, Store
+
+log = structlog.get_logger("registrator.consumers")
+
+# notify(changes, first): `first` is the initial read, when `changes` lists every key.
+Notify = Callable[[list[Change], bool], None]
+# etcd sends an idle watch a progress notice every 10 minutes (its default): a watch that
+# says nothing for much longer was cancelled without a word reaching us, so it is remade.
+SILENT_WATCH = 25 * 60.0
+
+
+class Follower:
+    def __init__(self, store: Store, keys: KeySpace, *, backoff_min: float = 0.1,
+                 backoff_max: float = 5.0, silent_watch: float = SILENT_WATCH) -> None:
+        self.store = store
+        self.keys = keys
+        self.registry = Registry(keys)
+        # Held while the registry changes; readers on other threads take it too.
+        self.lock = threading.Lock()
+        self.stop_event = threading.Event()
+        self.watching = threading.Event()  # a watch is open now (for /healthz)
+        self.revision = 0
+        # A digest per key, not the value: enough to tell what changed across a compaction.
+        self._digests: dict[str, bytes] = {}
+        self._stream: ChangeStream | None = None
+        self._backoff = (backoff_min, backoff_max)
+        self._silent_watch = silent_watch
+
+    def stop(self) -> None:
+        """From any thread: run() returns soon after."""
+        self.stop_event.set()
+        stream = self._stream
+        if stream is not None:
+            stream.close()
+
+    def run(self, notify: Notify) -> None:
+        delay = self._backoff[0]
+        need_read, first, failing = True, True, False
+        while not self.stop_event.is_set():
+            try:
+                if need_read:
+                    changes = self._read_all()
+                    need_read = False
+                    if first or changes:
+                        notify(changes, first)
+                    first = False
+                self._follow(notify)
+            except CompactedError as exc:
+                log.warning("watch history compacted; reading the registry again", reason=str(exc))
+                need_read = True
+            except (StoreUnavailableError, StoreError) as exc:
+                self.watching.clear()
+                if not failing:
+                    log.warning("store unreachable; retrying with backoff", reason=str(exc))
+                failing = True
+                self.stop_event.wait(delay)
+                delay = min(delay * 2, self._backoff[1])
+                continue
+            if failing and not self.stop_event.is_set():
+                log.info("store answers again; watching", revision=self.revision)
+            failing, delay = False, self._backoff[0]
+        self.watching.clear()
+
+    def _read_all(self) -> list[Change]:
+        """Read the prefix; the changes since the last read (every key the first time)."""
+        kvs, revision = self.store.snapshot(self.keys.root)
+        now = {kv.key: kv.value for kv in kvs}
+        digests = {k: _digest(v) for k, v in now.items()}
+        changes = [Change("put", k, now[k], revision) for k, d in digests.items()
+                   if self._digests.get(k) != d]
+        changes += [Change("delete", k, b"", revision) for k in self._digests if k not in now]
+        with self.lock:
+            self._digests = digests
+            self.registry.load(now.items())
+            self.revision = revision
+        return changes
+
+    def _follow(self, notify: Notify) -> None:
+        stream = self.store.watch(self.keys.root, self.revision + 1)
+        self._stream = stream
+        try:
+            if self.stop_event.is_set():
+                return
+            self.watching.set()
+            log.info("watching the registry", prefix=self.keys.prefix, revision=self.revision)
+            heard = time.monotonic()
+            while not self.stop_event.is_set():
+                batch = stream.next_batch(1.0)
+                if batch is not None:
+                    heard = time.monotonic()
+                elif time.monotonic() - heard > self._silent_watch:
+                    log.warning("the watch has been silent for too long; making it again",
+                                seconds=round(self._silent_watch))
+                    return
+                if batch:
+                    self._apply(batch)
+                    notify(batch, False)  # noqa: FBT003 - Notify is a plain callable
+        finally:
+            self._stream = None
+            stream.close()
+
+    def _apply(self, batch: list[Change]) -> None:
+        with self.lock:
+            for change in batch:
+                if change.op == "put":
+                    self._digests[change.key] = _digest(change.value)
+                    self.registry.put(change.key, change.value)
+                else:
+                    self._digests.pop(change.key, None)
+                    self.registry.delete(change.key)
+                self.revision = max(self.revision, change.revision)
+
+
+def _digest(value: bytes) -> bytes:
+    return hashlib.blake2b(value, digest_size=16).digest()

@@ -1,0 +1,97 @@
+"""The follower's loop with a scripted store: resume revisions, backoff on outages, the
+compaction re-read and its difference, and a silent watch made again."""
+
+from __future__ import annotations
+
+import threading
+
+from registrator.consumers.follow import Follower
+from registrator.errors import CompactedError, StoreUnavailableError
+from registrator.keys import KeySpace
+from registrator.stores.base import Change, KeyValue
+
+KEYS = KeySpace("/r")
+
+
+class Stream:
+    def __init__(self, script):
+        self.script = list(script)
+        self.closed = False
+
+    def next_batch(self, timeout=None):
+        if self.closed:
+            return None
+        if not self.script:
+            threading.Event().wait(min(timeout or 0.01, 0.01))
+            return None
+        item = self.script.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    def close(self):
+        self.closed = True
+
+
+class ScriptedStore:
+    """snapshot() answers from `reads`; watch() hands out `streams` (or raises)."""
+
+    def __init__(self, reads, streams):
+        self.reads, self.streams = list(reads), list(streams)
+        self.watched_from: list[int] = []
+
+    def snapshot(self, prefix):
+        return self.reads.pop(0)
+
+    def watch(self, prefix, start_revision):
+        self.watched_from.append(start_revision)
+        item = self.streams.pop(0) if self.streams else Stream([])
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+
+def kv(key, value):
+    return KeyValue(key, value.encode(), 0)
+
+
+def run_until(follower, condition):
+    seen = []
+
+    def notify(changes, first):
+        seen.append((first, [(c.op, c.key.rsplit("/", 1)[1]) for c in changes]))
+        if condition(seen):
+            follower.stop()
+
+    thread = threading.Thread(target=follower.run, args=(notify,))
+    thread.start()
+    thread.join(10)
+    follower.stop()
+    thread.join(5)
+    assert not thread.is_alive()
+    return seen
+
+
+def test_resumes_after_outage_and_rereads_after_compaction():
+    store = ScriptedStore(
+        reads=[([kv("/r/a", "1"), kv("/r/b", "1")], 10), ([kv("/r/a", "2"), kv("/r/c", "1")], 20)],
+        streams=[Stream([[Change("put", "/r/x", b"1", 11)], StoreUnavailableError("down")]),
+                 StoreUnavailableError("still down"),
+                 Stream([CompactedError("gone")])])
+    follower = Follower(store, KEYS, backoff_min=0.01, backoff_max=0.02)
+    seen = run_until(follower, lambda s: len(s) == 3)
+    assert seen[0] == (True, [("put", "a"), ("put", "b")])
+    assert seen[1] == (False, [("put", "x")])
+    # After the compaction: the difference against what was known (x came by the watch).
+    assert seen[2] == (False, [("put", "a"), ("put", "c"), ("delete", "b"), ("delete", "x")])
+    assert store.watched_from[:3] == [11, 12, 12]
+    assert store.watched_from[3] == 21
+
+
+def test_a_silent_watch_is_made_again():
+    store = ScriptedStore(reads=[([], 5)], streams=[Stream([]), Stream([[]]),
+                                                    Stream([[Change("put", "/r/y", b"1", 6)]])])
+    follower = Follower(store, KEYS, silent_watch=0.05)
+    seen = run_until(follower, lambda s: len(s) == 2)
+    assert seen[1] == (False, [("put", "y")])
+    assert len(store.watched_from) >= 3
