@@ -194,7 +194,14 @@ def watch_command(name: str | None, **flags: Any) -> None:
 @_option("--wait", default="200ms:2s", help="MIN[:MAX]: quiet time, and the longest delay.")
 @_option("--once", is_flag=True, help="Render once and exit (0 ok, 1 on any failure).")
 @_option("--in-place", is_flag=True, help="Rewrite DEST itself (single-file bind mounts).")
-@_option("--mode", default=None, help="Octal mode of DEST, e.g. 0644 [default: DEST's].")
+@_option("--mode", default=None,
+         help="Octal mode of DEST, e.g. 0644 [default: DEST's; 0600 when it holds a secret].")
+@_option("--owner", default=None, help="User (name or uid) DEST gets [default: DEST's].")
+@_option("--group", default=None, help="Group (name or gid) DEST gets [default: DEST's].")
+@_option("--hostname", default=None,
+         help="Host whose configuration values config() reads [default: hostname].")
+@_option("--secret-keyring", default=None,
+         help="Armored secret keyring to decrypt encrypted configuration values.")
 @_option("--config", default=None, help="TOML file of [[template]] tables; SIGHUP re-reads.")
 @_option("--cmd-timeout", default="30s", help="Timeout of each check and reload command.")
 @_option("--metrics-addr", default=None, help="host:port for /metrics and /healthz.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from registrator.consumers import watch as watch_mod
 from registrator.consumers.files import Outcome, run_command
 from registrator.consumers.follow import Follower
 from registrator.consumers.jobs import Job, job, load_config
-from registrator.consumers.render import RenderLoop, Template, render_all
+from registrator.consumers.render import ConfigFactory, RenderLoop, Template, render_all
 from registrator.consumers.templates import Snapshot
 from registrator.durations import seconds
 from registrator.errors import ConfigError, StoreError, TransientError
@@ -79,9 +80,10 @@ def render(store: Store, keys: KeySpace, flags: dict[str, Any]) -> None:
     jobs = load_jobs()  # bad flags or config: exit 2 before anything else happens
     timeout = _seconds(flags["cmd_timeout"], "--cmd-timeout")
     reload = _reloader(timeout)
+    config = _config_factory(store, keys, flags)
     if flags["once"]:
-        sys.exit(_once(store, keys, jobs, reload, timeout))
-    loop = RenderLoop(Follower(store, keys), load_jobs, reload, timeout=timeout)
+        sys.exit(_once(store, keys, jobs, reload, timeout, config))
+    loop = RenderLoop(Follower(store, keys), load_jobs, reload, timeout=timeout, config=config)
     _stop_on_signals(loop.stop)
     # SIGHUP: read the config file (or the flags' one template) again and render at once.
     signal.signal(signal.SIGHUP, lambda *_: loop.reread.set())
@@ -93,8 +95,19 @@ def render(store: Store, keys: KeySpace, flags: dict[str, Any]) -> None:
             server.stop()
 
 
-def _once(store: Store, keys: KeySpace, jobs: list[Job], reload: Callable[[Job], Outcome],
-          timeout: float) -> int:
+def _config_factory(store: Store, keys: KeySpace, flags: dict[str, Any]) -> ConfigFactory:
+    """`config(app, key, default)` resolved for --hostname (SPEC §9): read from the store at
+    render time; a change under the prefix re-renders like any other."""
+    from registrator.configvalues.values import TemplateConfig  # noqa: PLC0415 - gnupg on use
+
+    host = flags.get("hostname") or socket.gethostname()
+    keyring = flags.get("secret_keyring")
+    return lambda: TemplateConfig(store, keys.prefix, host, keyring)
+
+
+def _once(  # noqa: PLR0913 - what one run needs
+        store: Store, keys: KeySpace, jobs: list[Job], reload: Callable[[Job], Outcome],
+        timeout: float, config: ConfigFactory) -> int:
     try:
         registry = ls_mod.read_registry(store, keys)
     except (TransientError, StoreError) as exc:
@@ -102,7 +115,7 @@ def _once(store: Store, keys: KeySpace, jobs: list[Job], reload: Callable[[Job],
     else:
         items = [Template(j) for j in jobs]
         snap = Snapshot(registry.services(), registry.hosts())
-        return 0 if render_all(items, snap, reload, timeout) else 1
+        return 0 if render_all(items, snap, reload, timeout, config) else 1
     log.error("store unreachable; nothing rendered", reason=problem)
     return 1
 
@@ -117,7 +130,8 @@ def _job_loader(flags: dict[str, Any]) -> Callable[[], list[Job]]:
     one = job(flags["template"], flags["dest"], check_cmd=flags["check_cmd"],
               reload_cmd=flags["reload_cmd"], wait=flags["wait"], in_place=flags["in_place"],
               mode=flags["mode"], reload_container=flags["reload_container"],
-              reload_signal=flags["reload_signal"])
+              reload_signal=flags["reload_signal"], owner=flags.get("owner"),
+              group=flags.get("group"))
     return lambda: [one]
 
 

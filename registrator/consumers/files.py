@@ -46,8 +46,11 @@ def current_text(dest: str) -> str | None:
 
 def install(text: str, dest: str, *,  # noqa: PLR0913 - one argument per setting
             check_cmd: str | None, in_place: bool, mode: int | None,
-            timeout: float = DEFAULT_TIMEOUT) -> Outcome:
-    """Stage, check, swap. On any failure DEST is untouched and the staged file removed."""
+            timeout: float = DEFAULT_TIMEOUT, secret: bool = False,
+            owner: int | None = None, group: int | None = None) -> Outcome:
+    """Stage, check, swap. On any failure DEST is untouched and the staged file removed.
+    A file that holds a decrypted value (`secret`) is 0600 unless `mode` says otherwise;
+    otherwise DEST's own mode is kept. DEST's owner and group are kept unless given."""
     target = Path(dest)
     fd, staged = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
                                   dir=target.parent if str(target.parent) else ".")
@@ -56,15 +59,19 @@ def install(text: str, dest: str, *,  # noqa: PLR0913 - one argument per setting
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(staged, _mode_for(target, mode))  # noqa: PTH101
+        final_mode = _mode_for(target, mode, secret)
+        os.chmod(staged, final_mode)  # noqa: PTH101
+        _chown(Path(staged), target, owner, group)
         if check_cmd:
             checked = run_command(check_cmd.replace("{src}", shlex.quote(staged)), timeout)
             if not checked.ok:
                 return Outcome(ok=False, detail=f"check failed: {checked.detail}")
         if in_place:
             _rewrite(target, text)
-            if mode is not None:
-                target.chmod(mode)
+            if mode is not None or secret:
+                target.chmod(final_mode)
+            if owner is not None or group is not None:
+                os.chown(target, -1 if owner is None else owner, -1 if group is None else group)
         else:
             Path(staged).replace(target)
     except OSError as exc:
@@ -75,13 +82,34 @@ def install(text: str, dest: str, *,  # noqa: PLR0913 - one argument per setting
     return Outcome(ok=True)
 
 
-def _mode_for(target: Path, mode: int | None) -> int:
+def _mode_for(target: Path, mode: int | None, secret: bool) -> int:
     if mode is not None:
         return mode
+    if secret:
+        return 0o600  # whatever DEST had: it now holds a decrypted value
     try:
         return target.stat().st_mode & 0o7777  # keep what the operator set on DEST
     except FileNotFoundError:
         return 0o644
+
+
+def _chown(staged: Path, target: Path, owner: int | None, group: int | None) -> None:
+    """The owner asked for, else DEST's own (a rename would otherwise hand DEST to us). Only
+    an explicit --owner/--group that cannot be set is an error."""
+    try:
+        current = target.stat()
+        uid, gid = current.st_uid, current.st_gid
+    except FileNotFoundError:
+        uid = gid = -1
+    uid = owner if owner is not None else uid
+    gid = group if group is not None else gid
+    if (uid, gid) == (-1, -1):
+        return
+    try:
+        os.chown(staged, uid, gid)
+    except PermissionError:
+        if owner is not None or group is not None:
+            raise
 
 
 def _rewrite(target: Path, text: str) -> None:

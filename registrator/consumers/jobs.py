@@ -1,8 +1,10 @@
 """What `render` keeps up to date: one job per template, from flags or a TOML file of
-[[template]] tables (src, dest, check_cmd, reload_cmd, wait, in_place, mode)."""
+[[template]] tables (src, dest, check_cmd, reload_cmd, wait, in_place, mode, owner, group)."""
 
 from __future__ import annotations
 
+import grp
+import pwd
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +14,7 @@ from registrator.consumers.debounce import DEFAULT_WAIT, parse_wait
 from registrator.errors import ConfigError
 
 KEYS = {"src", "dest", "check_cmd", "reload_cmd", "wait", "in_place", "mode",
-        "reload_container", "reload_signal"}
+        "reload_container", "reload_signal", "owner", "group"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +28,8 @@ class Job:
     mode: int | None = None
     reload_container: str | None = None  # LABEL=VALUE: signal those containers after a change
     reload_signal: str = "HUP"
+    owner: int | None = None  # uid DEST gets; None: DEST's own (kept), or ours for a new one
+    group: int | None = None
 
     @property
     def reload_key(self) -> str:
@@ -49,10 +53,24 @@ def parse_mode(text: str | None) -> int | None:
     return mode
 
 
+def parse_owner(text: str | None, flag: str) -> int | None:
+    """A user (--owner) or group (--group) name or number, as its id."""
+    if text is None or text == "":
+        return None
+    if text.isdigit():
+        return int(text)
+    try:
+        return pwd.getpwnam(text).pw_uid if flag == "--owner" else grp.getgrnam(text).gr_gid
+    except KeyError:
+        what = "user" if flag == "--owner" else "group"
+        raise ConfigError(f"{flag} {text!r}: no such {what}") from None
+
+
 def job(src: str, dest: str, *,  # noqa: PLR0913 - one argument per template setting
         check_cmd: str | None = None, reload_cmd: str | None = None,
         wait: str = DEFAULT_WAIT, in_place: bool = False, mode: str | None = None,
-        reload_container: str | None = None, reload_signal: str = "HUP") -> Job:
+        reload_container: str | None = None, reload_signal: str = "HUP",
+        owner: str | None = None, group: str | None = None) -> Job:
     if not Path(src).is_file():
         raise ConfigError(f"template {src!r} is not a readable file")
     if not Path(dest).resolve().parent.is_dir():
@@ -63,7 +81,8 @@ def job(src: str, dest: str, *,  # noqa: PLR0913 - one argument per template set
     if not signal_name.isalnum():
         raise ConfigError(f"--reload-signal {reload_signal!r}: expected a name such as HUP")
     return Job(src, dest, check_cmd or None, reload_cmd or None, parse_wait(wait), in_place,
-               parse_mode(mode), reload_container or None, signal_name)
+               parse_mode(mode), reload_container or None, signal_name,
+               parse_owner(owner, "--owner"), parse_owner(group, "--group"))
 
 
 def load_config(path: str) -> list[Job]:
@@ -91,7 +110,8 @@ def _table_job(table: Any, number: int, base: Path, path: str) -> Job:
     for key in ("src", "dest"):
         if not isinstance(table.get(key), str) or not table[key]:
             raise ConfigError(f"{where}: {key} must be a path")
-    for key in ("check_cmd", "reload_cmd", "wait", "mode", "reload_container", "reload_signal"):
+    for key in ("check_cmd", "reload_cmd", "wait", "mode", "reload_container", "reload_signal",
+                "owner", "group"):
         if key in table and not isinstance(table[key], str):
             raise ConfigError(f"{where}: {key} must be a string")
     if not isinstance(table.get("in_place", False), bool):
@@ -102,6 +122,7 @@ def _table_job(table: Any, number: int, base: Path, path: str) -> Job:
                    check_cmd=table.get("check_cmd"), reload_cmd=table.get("reload_cmd"),
                    wait=table.get("wait", DEFAULT_WAIT), in_place=table.get("in_place", False),
                    mode=table.get("mode"), reload_container=table.get("reload_container"),
-                   reload_signal=table.get("reload_signal", "HUP"))
+                   reload_signal=table.get("reload_signal", "HUP"), owner=table.get("owner"),
+                   group=table.get("group"))
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
@@ -30,6 +30,18 @@ log = structlog.get_logger("registrator.render")
 Reloader = Callable[[Job], Outcome]  # runs the job's reload (command, container signal)
 
 
+class ConfigLookup(Protocol):
+    """`config(app, key, default)` in templates (SPEC §9); `decrypted` says a secret was
+    read, so the file is written 0600."""
+
+    decrypted: bool
+
+    def __call__(self, app: str, key: str, default: str | None = None) -> str | None: ...
+
+
+ConfigFactory = Callable[[], ConfigLookup]  # a fresh one per render
+
+
 @dataclass(slots=True)
 class Template:
     job: Job
@@ -44,11 +56,11 @@ class Template:
 
 
 def render_all(items: list[Template], snap: templates.Snapshot, reload: Reloader,
-               timeout: float = DEFAULT_TIMEOUT) -> bool:
+               timeout: float = DEFAULT_TIMEOUT, config: ConfigFactory | None = None) -> bool:
     """One cycle over `items`; True when every one ended well (changed or not)."""
     reloads: dict[str, list[Template]] = {}
     for item in items:
-        changed = _render_one(item, snap, timeout)
+        changed = _render_one(item, snap, timeout, config() if config is not None else None)
         key = item.job.reload_key
         if key and (changed or (item.ok and item.reload_pending)):
             reloads.setdefault(key, []).append(item)
@@ -66,17 +78,18 @@ def render_all(items: list[Template], snap: templates.Snapshot, reload: Reloader
     return all(item.ok for item in items)
 
 
-def _render_one(item: Template, snap: templates.Snapshot, timeout: float) -> bool:
+def _render_one(item: Template, snap: templates.Snapshot, timeout: float,
+                config: ConfigLookup | None) -> bool:
     """Render and install one template; True when DEST got new content."""
     job = item.job
     try:
-        text = templates.render(item.env, job.src, templates.context(snap))
+        text = templates.render(item.env, job.src, templates.context(snap, config=config))
     except templates.TemplateFailedError as exc:
         failed: templates.TemplateFailedError | templates.KeepPreviousError = exc
     except templates.KeepPreviousError as exc:
         failed = exc
     else:
-        return _install(item, text, timeout)
+        return _install(item, text, timeout, secret=config is not None and config.decrypted)
     item.ok = False
     if isinstance(failed, templates.TemplateFailedError):
         log.error("template failed; keeping the last good file", template=failed.template,
@@ -87,13 +100,14 @@ def _render_one(item: Template, snap: templates.Snapshot, timeout: float) -> boo
     return False
 
 
-def _install(item: Template, text: str, timeout: float) -> bool:
+def _install(item: Template, text: str, timeout: float, *, secret: bool) -> bool:
     job = item.job
     if text == current_text(job.dest):
         item.ok = True  # a pending reload still decides, in render_all
         return False
     outcome = install(text, job.dest, check_cmd=job.check_cmd, in_place=job.in_place,
-                      mode=job.mode, timeout=timeout)
+                      mode=job.mode, timeout=timeout, secret=secret, owner=job.owner,
+                      group=job.group)
     if not outcome.ok:
         item.ok = False
         log.error("not installed; keeping the last good file", template=job.src,
@@ -107,10 +121,13 @@ def _install(item: Template, text: str, timeout: float) -> bool:
 class RenderLoop:
     """Follows the registry on a thread of its own; renders on the caller's thread."""
 
-    def __init__(self, follower: Follower, load_jobs: Callable[[], list[Job]], reload: Reloader,
+    def __init__(  # noqa: PLR0913 - collaborators and settings, each needed
+            self, follower: Follower, load_jobs: Callable[[], list[Job]], reload: Reloader,
                  *, timeout: float = DEFAULT_TIMEOUT,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 config: ConfigFactory | None = None) -> None:
         self.follower = follower
+        self.config = config
         self.load_jobs = load_jobs
         self.reload = reload
         self.timeout = timeout
@@ -164,7 +181,7 @@ class RenderLoop:
                     self._reread()
                 due = self._wait_due()
                 if due:
-                    render_all(due, self.snapshot(), self.reload, self.timeout)
+                    render_all(due, self.snapshot(), self.reload, self.timeout, self.config)
                     self.cycles += 1
         finally:
             self.follower.stop()

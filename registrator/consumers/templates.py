@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,7 +84,8 @@ def hostport(entry: Record) -> str:
     return f"[{address}]:{entry['port']}" if ":" in address else f"{address}:{entry['port']}"
 
 
-def context(snap: Snapshot, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+def context(snap: Snapshot, environ: Mapping[str, str] | None = None,
+            config: Callable[..., Any] | None = None) -> dict[str, Any]:
     def service(name: str, tag: str | None = None) -> list[Record]:
         entries = snap.services.get(name, [])
         return tagged(entries, tag) if tag is not None else list(entries)
@@ -96,14 +97,13 @@ def context(snap: Snapshot, environ: Mapping[str, str] | None = None) -> dict[st
             raise KeepPreviousError(f"service {what} has no entries; keeping the previous file")
         return entries
 
-    def config(app: str, key: str, default: Any = None) -> Any:
-        # Configuration values (SPEC §9) land with the config store; until then: the default.
-        del app, key
+    def no_config(app: str, key: str, default: Any = None) -> Any:
+        del app, key  # no store behind this context (unit tests): the caller's default
         return default
 
     return {"services": dict(snap.services), "service": service, "require": require,
             "hosts": list(snap.hosts), "env": dict(os.environ if environ is None else environ),
-            "config": config}
+            "config": config or no_config}
 
 
 def render(env: jinja2.Environment, src: str, ctx: dict[str, Any]) -> str:
