@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from env import Bench, rss_mb_and_cpu_s, stop
 
@@ -30,6 +31,29 @@ def entry(i: int) -> tuple[str, str]:
     return f"/bench/services/{name}/{sid}", json.dumps(record)
 
 
+def load(b: Bench, items: list[tuple[str, str]]) -> None:
+    """Write the synthetic entries, 100 to a transaction."""
+    client = b.server.view.client
+    for start in range(0, len(items), 100):
+        client.transaction(compare=[], success=[client.transactions.put(k, v)
+                                                for k, v in items[start:start + 100]],
+                           failure=[])
+
+
+def start_render(b: Bench, prefix: str, tmp: Path, wait: str) -> tuple[Any, Path]:
+    """`registrator render` over TEMPLATE, started and waited for its first file."""
+    src, dest = tmp / "t.j2", tmp / "out.cfg"
+    src.write_text(TEMPLATE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "registrator", "render", "--etcd-endpoints",
+         b.server.endpoint, "--prefix", prefix, "--template", str(src), "--dest",
+         str(dest), "--wait", wait, "--log-level", "warning"])
+    deadline = time.monotonic() + 120
+    while not dest.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return proc, dest
+
+
 def main() -> None:
     b = Bench()
     tmp = Path(tempfile.mkdtemp())
@@ -37,19 +61,8 @@ def main() -> None:
     try:
         client = b.server.view.client
         items = [entry(i) for i in range(HOSTS * PER_HOST)]
-        for start in range(0, len(items), 100):
-            client.transaction(compare=[], success=[client.transactions.put(k, v)
-                                                    for k, v in items[start:start + 100]],
-                               failure=[])
-        src, dest = tmp / "t.j2", tmp / "out.cfg"
-        src.write_text(TEMPLATE)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "registrator", "render", "--etcd-endpoints",
-             b.server.endpoint, "--prefix", "/bench", "--template", str(src), "--dest",
-             str(dest), "--wait", "1ms:1ms", "--log-level", "warning"])
-        deadline = time.monotonic() + 60
-        while not dest.exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        load(b, items)
+        proc, dest = start_render(b, "/bench", tmp, "1ms:1ms")
         latencies = []
         for n in range(20):
             key, value = items[n]

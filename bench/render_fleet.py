@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from env import Bench, rss_mb_and_cpu_s, stop
-from render_bench import TEMPLATE
+from render_bench import load, start_render
 
 MAX_WAIT = 2.0
 
@@ -40,18 +38,8 @@ def main() -> None:
     try:
         client = b.server.view.client
         items = [entry(i, 100) for i in range(total)]
-        for start in range(0, total, 100):
-            client.transaction(compare=[], failure=[], success=[
-                client.transactions.put(k, json.dumps(v)) for k, v in items[start:start + 100]])
-        src, dest = tmp / "t.j2", tmp / "out.cfg"
-        src.write_text(TEMPLATE)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "registrator", "render", "--etcd-endpoints",
-             b.server.endpoint, "--prefix", "/fleet", "--template", str(src), "--dest",
-             str(dest), "--wait", f"200ms:{MAX_WAIT}s", "--log-level", "warning"])
-        deadline = time.monotonic() + 120
-        while not dest.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        load(b, [(k, json.dumps(v)) for k, v in items])
+        proc, dest = start_render(b, "/fleet", tmp, f"200ms:{MAX_WAIT}s")
         _, cpu_before = rss_mb_and_cpu_s(proc.pid)
         final: dict[int, int] = {}
         t0 = time.monotonic()
