@@ -90,6 +90,10 @@ def _build(c: dict[str, Any], policy: Policy, cname: str, out: Desired) -> None:
         warn(key, f"{problem}; label ignored")
     if not _wanted(labels, policy, warn):
         return
+    drain = _drain(labels, warn)
+    if drain is None:
+        return
+    out.drain = drain
     endpoints = _endpoints(c, labels, policy, warn)
     if policy.explicit and not _opted_in_wide(labels):
         named = labels.named_ports()
@@ -140,6 +144,19 @@ def _wanted(labels: LabelSet, policy: Policy, warn: Any) -> bool:
         return False
     if policy.explicit:
         return _opted_in_wide(labels) or bool(labels.named_ports())
+    return True
+
+
+def _drain(labels: LabelSet, warn: Any) -> bool | None:
+    """registrator.drain, else SERVICE_DRAIN; default true. None: a bad value (warned)."""
+    for label, value in (("registrator.drain", labels.ns_wide.fields.get("drain")),
+                         ("SERVICE_DRAIN", labels.gl_wide.fields.get("drain"))):
+        if value is not None:
+            try:
+                return parse_bool(value)
+            except LabelValueError as exc:
+                warn(label, f"{exc}; container skipped")
+                return None
     return True
 
 

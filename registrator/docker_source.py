@@ -8,7 +8,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from http import HTTPStatus
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 from urllib.parse import quote, urlsplit
 
 import docker
@@ -74,13 +74,23 @@ def short(text: str, limit: int = 200) -> str:
     return flat if len(flat) <= limit else flat[:limit] + "..."
 
 
+class Hint(NamedTuple):
+    """What the daemon needs of one event: which container, what happened, when (epoch s),
+    and for a `kill` the signal as the engine wrote it (drain on stop)."""
+
+    container_id: str
+    action: str
+    at: float | None
+    signal: str | None = None
+
+
 class EventStream:
-    """A live subscription to engine events; iterate for (container id, action) hints."""
+    """A live subscription to engine events; iterate for hints."""
 
     def __init__(self, raw: Any) -> None:
         self._raw = raw
 
-    def __iter__(self) -> Iterator[tuple[str, str, float | None]]:
+    def __iter__(self) -> Iterator[Hint]:
         try:
             for event in self._raw:
                 hint = container_hint(event)
@@ -98,8 +108,8 @@ class EventStream:
             return
 
 
-def container_hint(event: Mapping[str, Any]) -> tuple[str, str, float | None] | None:
-    """(container id, action, event time in s) of an event, or None for events we skip."""
+def container_hint(event: Mapping[str, Any]) -> Hint | None:
+    """The hint of an event, or None for events we skip."""
     if not isinstance(event, Mapping):
         return None
     kind = event.get("Type")
@@ -115,7 +125,9 @@ def container_hint(event: Mapping[str, Any]) -> tuple[str, str, float | None] | 
     if not cid or base not in (*CONTAINER_ACTIONS, *NETWORK_ACTIONS):
         return None
     nanos = event.get("timeNano")
-    return str(cid), base, nanos / 1e9 if isinstance(nanos, int) else None
+    sig = (actor.get("Attributes") or {}).get("signal") if base == "kill" else None
+    return Hint(str(cid), base, nanos / 1e9 if isinstance(nanos, int) else None,
+                str(sig) if sig is not None else None)
 
 
 class DockerSource:
