@@ -827,27 +827,3 @@ def test_restarting_container_is_not_registered():
     c["State"]["Restarting"] = True
     assert run(c).services == []
 
-
-# -- drain on stop (SPEC §5): the opt-out label ---------------------------------------------
-@pytest.mark.parametrize(("labels", "env", "drain"), [
-    ({}, {}, True),
-    ({"registrator.drain": "false"}, {}, False),
-    ({}, {"SERVICE_DRAIN": "false"}, False),
-    ({"SERVICE_DRAIN": "no"}, {}, False),
-    ({"registrator.drain": "true"}, {"SERVICE_DRAIN": "false"}, True),  # namespaced wins
-])
-def test_drain_label(labels, env, drain):
-    result = run(make_container(labels=labels, env=env, ports={"80/tcp": dual(8080)}))
-    assert (result.drain, result.warnings, len(result.services)) == (drain, [], 1)
-    assert result.services[0].meta == ()  # SERVICE_DRAIN is not meta
-
-
-@pytest.mark.parametrize(("labels", "env", "label"), [
-    ({"registrator.drain": "maybe"}, {}, "registrator.drain"),
-    ({}, {"SERVICE_DRAIN": "later"}, "SERVICE_DRAIN"),
-])
-def test_bad_drain_label_warns_once_and_skips(labels, env, label):
-    result = run(make_container(labels=labels, env=env,
-                                ports={"80/tcp": dual(8080), "81/tcp": dual(8081)}))
-    assert result.services == []
-    assert [w.label for w in result.warnings] == [label]
