@@ -257,8 +257,9 @@ class Reconciler:
     def _desired(self, cid: str, registered: Callable[[str], bool], info: Info) -> Entries:
         """What the container should have in the store now, drain and health applied."""
         result = desired_services(info, self.policy) if info is not None else None
+        # A container with nothing to register has nothing to drain (and nothing to log).
         if self.drains is not None and self.drains.holds(
-                cid, info, result is not None and result.drain):
+                cid, info, result is not None and result.drain and bool(result.services)):
             result = None  # draining: as if it were gone, so its health checks stop too
         if result is None:
             self._warned.pop(cid, None)
