@@ -826,4 +826,3 @@ def test_restarting_container_is_not_registered():
     c = make_container(ports={"80/tcp": [binding(8080)]})
     c["State"]["Restarting"] = True
     assert run(c).services == []
-
