@@ -77,6 +77,8 @@ def open_store(flags: dict[str, Any]) -> Store:
 @_option("--hostname", default=None, help="Name of this host in keys [default: hostname].")
 @_option("--internal", is_flag=True, help="Register container IPs and exposed ports.")
 @_option("--network", default=None, help="With --internal: the Docker network to use.")
+@_option("--ipv6", is_flag=True,
+         help="With --internal: a dual-stack network's IPv6 address, not its IPv4 one.")
 @_option("--explicit", is_flag=True, help="Only register containers that opt in by label.")
 @_option("--register-unhealthy", is_flag=True, help="Register containers whatever their health.")
 @_option("--layout", multiple=True,

@@ -17,6 +17,7 @@ import structlog
 
 from registrator import __version__
 from registrator.docker_source import DockerSource, EventStream
+from registrator.drain import Drains
 from registrator.errors import (
     ConfigError,
     DockerUnavailableError,
@@ -59,10 +60,12 @@ class Daemon:
         self.health = HealthMonitor(on_change=self.queue.container)
         self.metrics = Metrics(enabled=config.metrics_addr is not None)
         self.inspector = Inspector(docker, later=self.queue.container)
+        self.drains = Drains(wake=self.queue.container)
         self.reconciler = Reconciler(store, self.inspector, config.policy,
                                      Renderer(self.keys, config.layouts,
                                               config.skydns_domain), self._host_record,
-                                     health=self.health, metrics=self.metrics)
+                                     health=self.health, metrics=self.metrics,
+                                     drains=self.drains)
         self.events_connected = False
         self.lease_alive = False
         self.store_problem: str | None = "not connected yet"
@@ -150,6 +153,7 @@ class Daemon:
         self.stop.set()
         self.queue.close()
         self.health.stop()
+        self.drains.close()
         if self._stream is not None:
             self._stream.close()
         for thread in threads:
@@ -191,9 +195,11 @@ class Daemon:
             self._stream = stream
             self.events_connected = True
             try:
-                for container_id, action, at in stream:
+                for container_id, action, at, sig in stream:
                     log.debug("docker event", container=container_id[:12], action=action)
                     self.metrics.events.labels(action).inc()
+                    if sig is not None:
+                        self.drains.killed(container_id, sig, at)
                     self.inspector.hinted(container_id)
                     self.queue.container(container_id, _monotonic_at(at))
                 if not self.stop.is_set():

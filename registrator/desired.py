@@ -3,11 +3,11 @@ whatever the input, it returns services and warnings and never raises."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from dataclasses import dataclass, replace
 from typing import Any
 
+from registrator.addresses import address_override, choose_binding, internal_ip
 from registrator.checks import check_spec
 from registrator.keys import segment_problem
 from registrator.labels import (
@@ -24,9 +24,10 @@ from registrator.labels import (
 from registrator.model import Desired, LabelWarning, Service
 
 COMPOSE_SERVICE = "com.docker.compose.service"
+SWARM_SERVICE = "com.docker.swarm.service.name"
+SWARM_TASK = "com.docker.swarm.task.name"
 # A single entry larger than this is almost surely a mistake (etcd caps requests at 1.5 MiB).
 MAX_ENTRY_BYTES = 64 * 1024
-_WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,7 @@ class Policy:
     host_ip: str
     internal: bool = False
     network: str | None = None
+    ipv6: bool = False  # --internal on a dual-stack network: the IPv6 address
     explicit: bool = False
     register_unhealthy: bool = False
 
@@ -90,6 +92,10 @@ def _build(c: dict[str, Any], policy: Policy, cname: str, out: Desired) -> None:
         warn(key, f"{problem}; label ignored")
     if not _wanted(labels, policy, warn):
         return
+    drain = _drain(labels, warn)
+    if drain is None:
+        return
+    out.drain = drain
     endpoints = _endpoints(c, labels, policy, warn)
     if policy.explicit and not _opted_in_wide(labels):
         named = labels.named_ports()
@@ -143,6 +149,19 @@ def _wanted(labels: LabelSet, policy: Policy, warn: Any) -> bool:
     return True
 
 
+def _drain(labels: LabelSet, warn: Any) -> bool | None:
+    """registrator.drain, else SERVICE_DRAIN; default true. None: a bad value (warned)."""
+    for label, value in (("registrator.drain", labels.ns_wide.fields.get("drain")),
+                         ("SERVICE_DRAIN", labels.gl_wide.fields.get("drain"))):
+        if value is not None:
+            try:
+                return parse_bool(value)
+            except LabelValueError as exc:
+                warn(label, f"{exc}; container skipped")
+                return None
+    return True
+
+
 def _opted_in_wide(labels: LabelSet) -> bool:
     enable = labels.ns_wide.fields.get("enable", "")
     return (enable.strip().lower() in ("true", "1", "yes", "on")
@@ -181,7 +200,8 @@ def _endpoints(c: dict[str, Any], labels: LabelSet, policy: Policy, warn: Any) -
     if mode.startswith("container:"):
         return []  # it shares another container's network; that one gets registered
     if policy.internal:
-        ip = _internal_ip(settings.get("Networks") or {}, policy, warn)
+        ip = internal_ip(settings.get("Networks") or {}, labels, policy.network, policy.ipv6,
+                         warn)
         if ip is None:
             return []
         ports = _docker_ports([*exposed, *published.keys()])
@@ -191,7 +211,7 @@ def _endpoints(c: dict[str, Any], labels: LabelSet, policy: Policy, warn: Any) -
         ports = _docker_ports([key])
         if not ports or not bindings:
             continue
-        choice = _choose_binding(bindings, policy.host_ip)
+        choice = choose_binding(bindings, policy.host_ip, warn)
         if choice is not None:
             endpoints.append(Endpoint(ports.pop(), *choice))
     return sorted(endpoints, key=lambda e: e.port)
@@ -219,43 +239,17 @@ def _label_ports(labels: LabelSet, warn: Any) -> set[PortKey]:
     return ports
 
 
-def _internal_ip(networks: dict[str, Any], policy: Policy, warn: Any) -> str | None:
-    if policy.network is not None:
-        net = networks.get(policy.network)
-        return (net or {}).get("IPAddress") or None
-    ips = [n.get("IPAddress") for n in networks.values() if n and n.get("IPAddress")]
-    if len(ips) > 1:
-        warn("-", f"on {len(ips)} networks ({', '.join(sorted(networks))}); "
-                  "pass --network to choose one; container skipped")
-        return None
-    return ips[0] if ips else None
-
-
-def _choose_binding(bindings: list[dict[str, str]], host_ip: str) -> tuple[str, int] | None:
-    """One (address, host port) per container port: 0.0.0.0 and [::] collapse to the host
-    address; with several distinct bindings the lowest IPv4 one wins, deterministically."""
-    candidates = set()
-    for binding in bindings:
-        try:
-            port = int(binding.get("HostPort") or "")
-        except ValueError:
-            continue
-        host = binding.get("HostIp") or ""
-        candidates.add((host_ip if host in _WILDCARDS else host, port))
-    if not candidates:
-        return None
-    return min(candidates, key=lambda c: (ipaddress.ip_address(c[0]).version, c[1], c[0]))
-
-
 def _raw(labels: LabelSet, port: PortKey, what: str) -> str | None:
     found = labels.lookup(port, what)
     return found[0] if found else None
 
 
 def default_name(c: dict[str, Any], cname: str) -> str:
-    compose = (c["Config"].get("Labels") or {}).get(COMPOSE_SERVICE)
-    if compose:
-        return str(compose)
+    """A compose or Swarm service's name (all its replicas share it), else the image's."""
+    labels = c["Config"].get("Labels") or {}
+    for key in (COMPOSE_SERVICE, SWARM_SERVICE):
+        if labels.get(key):
+            return str(labels[key])
     image = str(c["Config"].get("Image") or "")
     if not image or image.startswith("sha256:"):
         return cname
@@ -272,7 +266,10 @@ def _service(  # noqa: PLR0913 - the parts of one entry, all needed
     name, name_label, per_port = found or (default_name(c, cname), "-", False)
     if multi and not per_port:
         name += suffix
-    default_id = f"{policy.hostname}:{cname}:{port[0]}" + (":udp" if port[1] == "udp" else "")
+    # A Swarm task is named by its task label (<service>.<slot>.<task id>), as
+    # `docker service ps` shows it.
+    instance = str((c["Config"].get("Labels") or {}).get(SWARM_TASK) or cname)
+    default_id = f"{policy.hostname}:{instance}:{port[0]}" + (":udp" if port[1] == "udp" else "")
     found = labels.lookup(port, "id")
     sid, id_label, per_port = found or (default_id, "-", True)
     if multi and not per_port:
@@ -284,9 +281,12 @@ def _service(  # noqa: PLR0913 - the parts of one entry, all needed
             warn(label, f"service {what} {raw[:64]!r} {segment_problem(raw) or problem}; "
                         "service skipped")
             return None
+    ok, address = address_override(labels, port, warn)
+    if not ok:
+        return None
     found = labels.lookup(port, "tags")
     service = Service(
-        name=name, id=sid, address=ep.address, port=ep.host_port, protocol=port[1],
+        name=name, id=sid, address=address or ep.address, port=ep.host_port, protocol=port[1],
         host=policy.hostname, container_id=str(c["Id"]), container_name=str(c["Name"]),
         image=str(c["Config"].get("Image") or ""),
         tags=split_tags(found[0]) if found else (),

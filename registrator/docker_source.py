@@ -8,7 +8,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from http import HTTPStatus
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 from urllib.parse import quote, urlsplit
 
 import docker
@@ -28,6 +28,10 @@ R = TypeVar("R")
 CONTAINER_ACTIONS = ("start", "restart", "die", "stop", "kill", "destroy", "pause", "unpause",
                      "health_status", "rename", "update")
 NETWORK_ACTIONS = ("connect", "disconnect")  # change a container's IP for --internal
+# Podman 4.3 filters events by its own names before renaming them for Docker clients (its
+# issue #16857, fixed in 4.4): a filter on `die` alone never matches its `died`. Its names
+# are subscribed to as well and mapped back; dockerd just never sends them.
+PODMAN_ACTIONS = {"died": "die", "remove": "destroy"}
 _API_TIMEOUT = 30
 
 
@@ -74,13 +78,23 @@ def short(text: str, limit: int = 200) -> str:
     return flat if len(flat) <= limit else flat[:limit] + "..."
 
 
+class Hint(NamedTuple):
+    """What the daemon needs of one event: which container, what happened, when (epoch s),
+    and for a `kill` the signal as the engine wrote it (drain on stop)."""
+
+    container_id: str
+    action: str
+    at: float | None
+    signal: str | None = None
+
+
 class EventStream:
-    """A live subscription to engine events; iterate for (container id, action) hints."""
+    """A live subscription to engine events; iterate for hints."""
 
     def __init__(self, raw: Any) -> None:
         self._raw = raw
 
-    def __iter__(self) -> Iterator[tuple[str, str, float | None]]:
+    def __iter__(self) -> Iterator[Hint]:
         try:
             for event in self._raw:
                 hint = container_hint(event)
@@ -98,8 +112,8 @@ class EventStream:
             return
 
 
-def container_hint(event: Mapping[str, Any]) -> tuple[str, str, float | None] | None:
-    """(container id, action, event time in s) of an event, or None for events we skip."""
+def container_hint(event: Mapping[str, Any]) -> Hint | None:
+    """The hint of an event, or None for events we skip."""
     if not isinstance(event, Mapping):
         return None
     kind = event.get("Type")
@@ -108,14 +122,32 @@ def container_hint(event: Mapping[str, Any]) -> tuple[str, str, float | None] | 
     if kind == "container":
         cid = actor.get("ID") or event.get("id")
     elif kind == "network" and action in NETWORK_ACTIONS:
-        cid = (actor.get("Attributes") or {}).get("container")
+        # dockerd: Actor is the network, the container an attribute; Podman: Actor is the
+        # container itself.
+        cid = (actor.get("Attributes") or {}).get("container") or actor.get("ID")
     else:
         return None
     base = action.split(":", 1)[0]
+    base = PODMAN_ACTIONS.get(base, base)
     if not cid or base not in (*CONTAINER_ACTIONS, *NETWORK_ACTIONS):
         return None
     nanos = event.get("timeNano")
-    return str(cid), base, nanos / 1e9 if isinstance(nanos, int) else None
+    sig = (actor.get("Attributes") or {}).get("signal") if base == "kill" else None
+    return Hint(str(cid), base, nanos / 1e9 if isinstance(nanos, int) else None,
+                str(sig) if sig is not None else None)
+
+
+def _podman_gone(response: Any) -> bool:
+    """Podman answers an inspect of a container it is removing with HTTP 500 "no such
+    container" rather than 404: that container is gone all the same."""
+    if response.status != HTTPStatus.INTERNAL_SERVER_ERROR:
+        return False
+    try:
+        body = json.loads(response.data)
+    except ValueError:
+        return False
+    return isinstance(body, dict) and any(
+        "no such container" in str(body.get(k) or "").lower() for k in ("cause", "message"))
 
 
 class DockerSource:
@@ -181,7 +213,7 @@ class DockerSource:
             "GET", f"{prefix}/containers/{quote(container_id, safe='')}/json",
             headers={"Host": "docker", "Accept": "application/json"}, retries=False,
             timeout=urllib3.Timeout(_API_TIMEOUT), preload_content=True)
-        if response.status == HTTPStatus.NOT_FOUND:
+        if response.status == HTTPStatus.NOT_FOUND or _podman_gone(response):
             return None
         if response.status != HTTPStatus.OK:
             raise DockerUnavailableError(
@@ -198,7 +230,7 @@ class DockerSource:
         after this call is missed by a reconcile that lists containers afterwards."""
         raw = self._api.events(decode=True, filters={
             "type": ["container", "network"],
-            "event": [*CONTAINER_ACTIONS, *NETWORK_ACTIONS],
+            "event": [*CONTAINER_ACTIONS, *NETWORK_ACTIONS, *PODMAN_ACTIONS],
         })
         return EventStream(raw)
 

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 NS = "registrator."
 GL = "SERVICE_"
 # Keys of the namespaced form that apply to the whole container.
-_WIDE_FIELDS = frozenset({"enable", "name", "id", "tags", "ignore", "port"})
-_PORT_FIELDS = frozenset({"name", "id", "tags", "ignore"})
+_WIDE_FIELDS = frozenset({"enable", "name", "id", "tags", "ignore", "port", "drain", "network",
+                          "address"})
+_PORT_FIELDS = frozenset({"name", "id", "tags", "ignore", "address"})
 # gliderlabs keys with a meaning of their own; everything else becomes meta.
-_GL_RESERVED = frozenset({"name", "id", "tags", "ignore"})
+_GL_RESERVED = frozenset({"name", "id", "tags", "ignore", "drain"})
 CHECK_FIELDS = frozenset({"http", "http.status", "tcp", "interval", "timeout", "rise", "fall"})
 _GL_CHECKS = frozenset({"http", "tcp", "interval", "timeout"})
 _PORT_RE = re.compile(r"^([0-9]{1,5})(?:/([a-z]+))?$")  # ASCII digits only: int() agrees

@@ -85,3 +85,4 @@ class Desired:
 
     services: list[Service] = field(default_factory=list)
     warnings: list[LabelWarning] = field(default_factory=list)
+    drain: bool = True  # entries leave at the stop signal (registrator.drain, SERVICE_DRAIN)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import structlog
 
 from registrator.desired import Policy, desired_services
+from registrator.drain import Drains
 from registrator.errors import TakenOverError
 from registrator.health import HealthMonitor
 from registrator.inspector import ContainerSource, Info, Inspector
@@ -37,7 +38,7 @@ class Reconciler:
         self, store: Store, docker: ContainerSource | Inspector, policy: Policy,
         renderer: Renderer, host_record: Callable[[int], str],
         clock: Callable[[], str] = now_iso, health: HealthMonitor | None = None,
-        metrics: Metrics | None = None,
+        metrics: Metrics | None = None, drains: Drains | None = None,
     ) -> None:
         self.store = store
         self.inspector = (docker if isinstance(docker, Inspector)
@@ -47,6 +48,7 @@ class Reconciler:
         self.host_record = host_record
         self.clock = clock
         self.health = health
+        self.drains = drains
         self.metrics = metrics or Metrics()
         self.metrics.services.set_function(lambda: len(self._owner))
         self.lease = 0
@@ -169,8 +171,14 @@ class Reconciler:
             del self._warned[cid]
         for cid, entries in final.items():
             self._commit(cid, entries)
+        self._retain(set(final) | deferred, set(running))
+
+    def _retain(self, looked_at: set[str], running: set[str]) -> None:
+        """After a full look: forget health and drain state of containers that are gone."""
         if self.health is not None:
-            self.health.retain(set(final) | deferred)
+            self.health.retain(looked_at)
+        if self.drains is not None:
+            self.drains.retain(running)
 
     def _check_host_record(self, record: KeyValue | None) -> None:
         """Our host record on a lease that is neither ours nor the one we take over: another
@@ -247,13 +255,17 @@ class Reconciler:
         return {cid: self._desired(cid, registered, info) for cid, info in infos.items()}
 
     def _desired(self, cid: str, registered: Callable[[str], bool], info: Info) -> Entries:
-        """What the container should have in the store now, health checks applied."""
-        if info is None:
+        """What the container should have in the store now, drain and health applied."""
+        result = desired_services(info, self.policy) if info is not None else None
+        # A container with nothing to register has nothing to drain (and nothing to log).
+        if self.drains is not None and self.drains.holds(
+                cid, info, result is not None and result.drain and bool(result.services)):
+            result = None  # draining: as if it were gone, so its health checks stop too
+        if result is None:
             self._warned.pop(cid, None)
             if self.health is not None:
                 self.health.gate(cid, {}, registered)
             return {}
-        result = desired_services(info, self.policy)
         warnings = frozenset(result.warnings)
         if warnings != self._warned.get(cid, frozenset()):
             for w in sorted(warnings - self._warned.get(cid, frozenset()),

@@ -346,3 +346,31 @@ def test_non_gliderlabs_prefixes_are_ignored():
 def test_gliderlabs_key_with_unicode_digit_port_does_not_raise():
     ls = parse_labels({"SERVICE_²_NAME": "x", "SERVICE_NAME": "web"}, {})
     assert ls.gl_wide.fields["name"] == "web"
+
+
+# --- issue 13: drain, network, address ---------------------------------------------------------
+@pytest.mark.parametrize(("labels", "env", "scope", "field", "value"), [
+    ({"registrator.drain": "false"}, {}, "ns_wide", "drain", "false"),
+    ({"registrator.network": "front"}, {}, "ns_wide", "network", "front"),
+    ({"registrator.address": "10.0.0.5"}, {}, "ns_wide", "address", "10.0.0.5"),
+    ({"SERVICE_DRAIN": "no"}, {}, "gl_wide", "drain", "no"),
+    ({}, {"SERVICE_DRAIN": "no"}, "gl_wide", "drain", "no"),
+])
+def test_new_container_wide_fields(labels, env, scope, field, value):
+    result = parse_labels(labels, env)
+    assert getattr(result, scope).fields == {field: value}
+    assert result.problems == []
+    assert getattr(result, scope).meta == {}
+
+
+def test_address_may_be_set_per_port_network_and_drain_may_not():
+    result = parse_labels({"registrator.80.address": "fd00::5", "registrator.80.network": "x",
+                           "registrator.80.drain": "false"}, {})
+    assert result.ns_ports[(80, "tcp")].fields == {"address": "fd00::5"}
+    assert sorted(k for k, _ in result.problems) == ["registrator.80.drain",
+                                                      "registrator.80.network"]
+
+
+def test_service_address_stays_gliderlabs_meta():
+    result = parse_labels({"SERVICE_ADDRESS": "x"}, {})
+    assert (result.gl_wide.fields, result.gl_wide.meta) == ({}, {"address": "x"})

@@ -94,9 +94,11 @@ def test_metrics_addr(text, expected):
 
 
 def test_policy_flags():
-    cfg = build(internal=True, network="backend", explicit=True, register_unhealthy=True)
+    cfg = build(internal=True, network="backend", explicit=True, register_unhealthy=True,
+                ipv6=True)
     assert (cfg.policy.internal, cfg.policy.network, cfg.policy.explicit,
-            cfg.policy.register_unhealthy) == (True, "backend", True, True)
+            cfg.policy.register_unhealthy, cfg.policy.ipv6) == (True, "backend", True, True, True)
+    assert build().policy.ipv6 is False
 
 
 def test_tls_and_auth_over_https(tls_files):
@@ -336,11 +338,12 @@ def test_run_help_lists_the_flags(clean_env, capsys):
     _exit_code(["run", "--help"])
     out = capsys.readouterr().out
     for flag in ("--etcd-endpoints", "--prefix", "--ttl", "--ip", "--internal", "--network",
-                 "--explicit", "--resync", "--layout", "--host-label", "--keep-on-exit",
+                 "--ipv6", "--explicit", "--resync", "--layout", "--host-label", "--keep-on-exit",
                  "--register-unhealthy", "--metrics-addr", "--log-level", "--etcd-cacert",
                  "--etcd-cert", "--etcd-key", "--etcd-user", "--etcd-password-file"):
         assert flag in out
     assert "REGISTRATOR_TTL" in out
+    assert "REGISTRATOR_IPV6" in out
 
 
 @pytest.mark.parametrize("domain", ["", "a..b", "under_score.local", "-x.local", "a b"])
