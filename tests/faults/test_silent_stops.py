@@ -107,7 +107,7 @@ def test_same_name_redeploy_while_the_worker_is_busy_stays_registered(
                                for v in daemon.mine(containers).values()),
                    message="the redeployed container registered (no resync)")
         assert not daemon.logged("service key held by another container; this one takes over "
-                                 "when that one lets go")
+                                 "when that one lets go", container=name)
         check(daemon, docker_client, containers)
     finally:
         proxy.close()
