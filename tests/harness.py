@@ -133,20 +133,10 @@ class EtcdView:
         self.client.close()
 
 
-class Daemon:
-    """`registrator run` as a real subprocess, its log in a file."""
+class JsonLog:
+    """Reading a subprocess's structlog lines (JSON, one event per line) from `log_path`."""
 
-    def __init__(self, etcd: EtcdServer, prefix: str, hostname: str, log_dir: Path,
-                 args: list[str], env: dict[str, str] | None = None) -> None:
-        self.etcd, self.prefix, self.hostname = etcd, prefix, hostname
-        self.log_path = log_dir / f"daemon-{uuid.uuid4().hex[:6]}.log"
-        cmd = [sys.executable, "-m", "registrator", "run",
-               "--etcd-endpoints", etcd.endpoint, "--prefix", prefix,
-               "--hostname", hostname, "--ip", "127.0.0.1", "--log-level", "debug", *args]
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRATOR_")}
-        self._log = self.log_path.open("w")
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env={**full_env, **(env or {})})
+    log_path: Path
 
     def log_events(self) -> list[dict[str, Any]]:
         out = []
@@ -160,6 +150,22 @@ class Daemon:
     def logged(self, event: str, **fields: Any) -> list[dict[str, Any]]:
         return [e for e in self.log_events() if e.get("event") == event
                 and all(e.get(k) == v for k, v in fields.items())]
+
+
+class Daemon(JsonLog):
+    """`registrator run` as a real subprocess, its log in a file."""
+
+    def __init__(self, etcd: EtcdServer, prefix: str, hostname: str, log_dir: Path,
+                 args: list[str], env: dict[str, str] | None = None) -> None:
+        self.etcd, self.prefix, self.hostname = etcd, prefix, hostname
+        self.log_path = log_dir / f"daemon-{uuid.uuid4().hex[:6]}.log"
+        cmd = [sys.executable, "-m", "registrator", "run",
+               "--etcd-endpoints", etcd.endpoint, "--prefix", prefix,
+               "--hostname", hostname, "--ip", "127.0.0.1", "--log-level", "debug", *args]
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRATOR_")}
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env={**full_env, **(env or {})})
 
     def wait_ready(self) -> Daemon:
         """Ready once the first full reconcile has written this host's record."""

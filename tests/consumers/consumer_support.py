@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from harness import wait_until
+from harness import JsonLog, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 # Debian puts it in /usr/sbin, which is not on every user's PATH.
@@ -42,7 +42,7 @@ def put_entry(etcd: Any, prefix: str, name: str, sid: str, port: int, **extra: A
     return record
 
 
-class Process:
+class Process(JsonLog):
     """A `registrator <command>` subprocess; stdout and stderr in files of its own."""
 
     def __init__(self, log_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
@@ -59,19 +59,6 @@ class Process:
 
     def json_lines(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.lines()]
-
-    def log_events(self) -> list[dict[str, Any]]:
-        out = []
-        for line in self.log_path.read_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                out.append({"event": "non-json line", "line": line})
-        return out
-
-    def logged(self, event: str, **fields: Any) -> list[dict[str, Any]]:
-        return [e for e in self.log_events() if e.get("event") == event
-                and all(e.get(k) == v for k, v in fields.items())]
 
     def alive(self) -> bool:
         return self.proc.poll() is None
