@@ -86,7 +86,10 @@ class Bench:
             return subprocess.Popen(
                 [sys.executable, "-m", "registrator", "run", "--etcd-endpoints",
                  self.server.endpoint, "--prefix", prefix, "--hostname", "bench",
-                 "--ip", "127.0.0.1", "--log-level", "warning", *args],
+                 "--ip", "127.0.0.1", "--log-level", "warning",
+                 # Only the bench's own (labelled) containers: others on this dockerd would
+                 # add their writes to what the bench counts.
+                 "--explicit", *args],
                 stdout=out, stderr=out, env=env)
 
     def remove(self, ids: list[str]) -> None:

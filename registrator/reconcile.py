@@ -126,10 +126,13 @@ class Reconciler:
         registered = listed | set(self._owner)
         wanted = {cid: self._desired(cid, registered.__contains__, infos[cid])
                   for cid in running if cid in infos}
+        # What the index names, and the other keys of those entries. An entry the index does
+        # not name (a fresh start, an index key deleted by hand) is simply written.
         to_read = {keys.host(self.policy.hostname), *listed, *(kv.key for kv in index)}
         for entries in wanted.values():
-            for service in entries.values():
-                to_read.update(self.renderer.owned_keys(service))
+            for key, service in entries.items():
+                if key in listed:
+                    to_read.update(self.renderer.owned_keys(service))
         stored = {kv.key: kv for kv in self.store.get_many(sorted(to_read))}
         self._check_host_record(stored.get(keys.host(self.policy.hostname)))
         owned, unreadable = self._owned(stored.values())
