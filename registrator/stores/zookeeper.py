@@ -1,0 +1,382 @@
+"""ZooKeeper store (SPEC §10). With zookeeper_watch.py, the only modules that import kazoo;
+its exceptions become registrator's here.
+
+The same key layout as etcd, as znode paths, with the same values. A "lease" is the session
+of this store's client: `grant_lease` hands out the session id, and keys written on it are
+EPHEMERAL znodes of that session, so ZooKeeper removes them when the session closes (SIGTERM)
+or expires (crash, a cut-off longer than the session timeout). Parents are persistent.
+
+Only znodes that carry data, or are ephemeral, are keys: the empty persistent znodes that
+hold the path of a key are not (etcd has no directories)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, ParamSpec, TypeVar
+
+import structlog
+from kazoo import exceptions as kz
+from kazoo.client import KazooClient, KazooState
+from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.protocol.states import ZnodeStat
+from kazoo.security import ACL, Id, Permissions, make_digest_acl
+
+from registrator.errors import LeaseLostError, StoreError, StoreUnavailableError
+from registrator.settings import ZooKeeperSettings
+from registrator.stores import zookeeper_watch
+from registrator.stores.base import MAX_TXN_OPS, ChangeStream, KeyValue, batches
+
+log = structlog.get_logger("registrator.store")
+# kazoo logs every reconnect attempt through the standard library, which would print plain
+# lines into the daemon's JSON log; the state changes that matter are logged here instead.
+logging.getLogger("kazoo").addHandler(logging.NullHandler())
+logging.getLogger("kazoo").propagate = False
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# ZooKeeper drops the connection (it does not refuse the request) on a packet over
+# jute.maxbuffer, 1 MiB by default: a transaction stays well under it, and a value that
+# could not pass alone is refused before it is sent, not retried forever.
+_TXN_BYTES = 512 * 1024
+_MAX_VALUE = 1000 * 1000
+_ATTEMPTS = 5  # a transaction re-planned when the znodes changed under it
+_UNAVAILABLE = (kz.ConnectionLoss, kz.ConnectionClosedError, kz.SessionExpiredError,
+                kz.OperationTimeoutError, kz.SessionMovedError, kz.ZookeeperStoppedError,
+                kz.ConnectionDropped, KazooTimeoutError, kz.RequestTimeoutError)
+# Refusals that are about this one key, not the store: the key is refused, the rest written.
+_KEY_REFUSED = (kz.BadArgumentsError, kz.NoChildrenForEphemeralsError, kz.MarshallingError)
+
+
+def convert(exc: BaseException) -> Exception:
+    if isinstance(exc, _UNAVAILABLE):
+        return StoreUnavailableError(f"zookeeper unreachable: {type(exc).__name__} {exc}")
+    if isinstance(exc, kz.NoAuthError):
+        return StoreError("zookeeper refused the request: the ACL does not allow this user "
+                          "(--zookeeper-user)")
+    if isinstance(exc, kz.AuthFailedError):
+        return StoreError("zookeeper authentication failed for --zookeeper-user")
+    return StoreError(f"zookeeper refused the request: {type(exc).__name__} {exc}")
+
+
+def _converted(func: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except (kz.KazooException, KazooTimeoutError) as exc:
+            raise convert(exc) from None
+
+    return wrapper
+
+
+def is_key(data: bytes | None, stat: ZnodeStat) -> bool:
+    return bool(data) or bool(stat.ephemeralOwner)
+
+
+def _weight(op: tuple[str, str | None]) -> int:
+    return len(op[0].encode()) + len((op[1] or "").encode()) + 64
+
+
+class ZooKeeperStore:
+    def __init__(self, settings: ZooKeeperSettings) -> None:
+        self._settings = settings
+        self._client: KazooClient | None = None
+        self._lock = threading.Lock()
+        self._timeout = settings.session_timeout
+        self._lost: set[int] = set()  # sessions kazoo reported expired
+        self._current = 0  # the session of the last connection (kazoo forgets it when cut)
+        self._parents: set[str] = set()  # persistent parents known to exist
+        # Ephemeral znodes of other sessions seen by reads: what revoke_lease of such a
+        # session deletes (no client can close another's session).
+        self._foreign: dict[int, set[str]] = {}
+        self.views = zookeeper_watch.Views()
+
+    def describe(self) -> str:
+        return str(self._settings)
+
+    # -- session ----------------------------------------------------------------------------
+    @_converted
+    def connect(self) -> None:
+        self._session()
+
+    def _session(self) -> KazooClient:
+        with self._lock:
+            if self._client is None:
+                self._client = self._open()
+            return self._client
+
+    def _open(self) -> KazooClient:
+        s = self._settings
+        auth = [("digest", f"{s.user}:{s.password}")] if s.user and s.password else None
+        # Keys written with digest auth: all rights for that user, read for everyone (the
+        # consumers' access; ZooKeeper ACLs are per znode, not inherited).
+        acl = ([make_digest_acl(s.user, s.password, all=True),
+                ACL(Permissions.READ, Id("world", "anyone"))]
+               if s.user and s.password else None)
+        client = KazooClient(hosts=s.hosts + s.chroot, timeout=self._timeout,
+                             connection_retry={"max_tries": -1, "delay": 0.1,
+                                               "max_delay": 1.0},
+                             auth_data=auth, default_acl=acl)
+        client.add_listener(functools.partial(self._state_changed, client))
+        try:
+            client.start(timeout=s.timeout)
+        except BaseException:
+            client.stop()
+            client.close()
+            raise
+        return client
+
+    def _state_changed(self, client: KazooClient, state: str) -> None:
+        """kazoo's thread: a LOST session stays lost (its ephemerals are gone), even though
+        kazoo goes on to open a new one."""
+        if state == KazooState.CONNECTED and client.client_id:
+            session = int(client.client_id[0])
+            if self._current and session != self._current:
+                self._lost.add(self._current)
+            self._current = session
+        elif state == KazooState.LOST and self._current:
+            self._lost.add(self._current)
+
+    @property
+    def client(self) -> KazooClient:
+        return self._session()
+
+    def _session_id(self) -> int:
+        client = self.client
+        if not client.connected or not client.client_id:
+            raise StoreUnavailableError("zookeeper connection lost; the session may live on")
+        return int(client.client_id[0])
+
+    def _live(self, lease: int) -> int:
+        """The session `lease` names, when it is still this client's; LeaseLostError when it
+        expired (kazoo then runs a new one)."""
+        if lease in self._lost:
+            raise LeaseLostError(f"zookeeper session {lease:x} expired")
+        session = self._session_id()
+        if lease and session != lease:
+            raise LeaseLostError(f"zookeeper session {lease:x} expired (now {session:x})")
+        return session
+
+    @_converted
+    def grant_lease(self, ttl: int) -> int:
+        if ttl != self._timeout:
+            # The session timeout is fixed when the session is made: open one with `ttl`.
+            self.close()
+            self._timeout = ttl
+        client = self.client
+        waited = threading.Event()
+        for _ in range(int(self._settings.timeout / 0.05)):
+            if client.connected:
+                break
+            waited.wait(0.05)  # kazoo is reconnecting on its own thread
+        return self._session_id()
+
+    def refresh_lease(self, lease: int) -> int:
+        # kazoo pings the server on its own: the session lives while the connection does.
+        self._live(lease)
+        return int(self._timeout)
+
+    @_converted
+    def revoke_lease(self, lease: int) -> None:
+        if lease == self._current and self._client is not None:
+            self.close()  # closing the session removes its ephemerals at once
+            return
+        for path in sorted(self._foreign.pop(lease, set())):
+            try:
+                stat = self.client.exists(path)
+                if stat is not None and stat.ephemeralOwner == lease:
+                    self.client.delete(path, version=stat.version)
+            except (kz.NoNodeError, kz.BadVersionError):
+                continue
+
+    def lease_ttl(self, lease: int) -> tuple[int, int]:
+        """Another session's time left is not visible to a client: it counts as unknown."""
+        client = self._client
+        if (client is not None and client.connected and client.client_id
+                and int(client.client_id[0]) == lease):
+            return int(self._timeout), int(self._timeout)
+        return -1, 0
+
+    # -- reads ------------------------------------------------------------------------------
+    def _kv(self, path: str, data: bytes | None, stat: ZnodeStat) -> KeyValue:
+        owner = int(stat.ephemeralOwner)
+        if owner and owner != self._current:
+            self._foreign.setdefault(owner, set()).add(path)
+        return KeyValue(path, data or b"", owner)
+
+    @_converted
+    def get(self, key: str) -> KeyValue | None:
+        try:
+            data, stat = self.client.get(key)
+        except kz.NoNodeError:
+            return None
+        return self._kv(key, data, stat) if is_key(data, stat) else None
+
+    @_converted
+    def get_many(self, keys: Sequence[str]) -> list[KeyValue]:
+        client = self.client
+        pending = [(k, client.get_async(k)) for k in dict.fromkeys(keys)]
+        out = []
+        for key, result in pending:
+            try:
+                data, stat = result.get(timeout=self._settings.timeout)
+            except kz.NoNodeError:
+                continue
+            if is_key(data, stat):
+                out.append(self._kv(key, data, stat))
+        return out
+
+    @_converted
+    def get_prefix(self, prefix: str) -> list[KeyValue]:
+        nodes = zookeeper_watch.walk(self.client, prefix, self._settings.timeout)
+        return [self._kv(path, data, stat) for path, data, stat in nodes
+                if is_key(data, stat) and path.startswith(prefix)]
+
+    # -- writes -----------------------------------------------------------------------------
+    def apply(self, puts: Sequence[tuple[str, str]], deletes: Sequence[str],
+              lease: int) -> list[str]:
+        put_map = dict(puts)
+        refused = [k for k, v in put_map.items() if len(v.encode()) > _MAX_VALUE]
+        dels: list[tuple[str, str | None]] = [
+            (k, None) for k in dict.fromkeys(deletes) if k not in put_map]
+        ops: list[tuple[str, str | None]] = [
+            (k, v) for k, v in put_map.items() if k not in refused]
+        for group in (dels, ops):  # deletes first, on their own, like etcd's
+            for chunk in batches(group, MAX_TXN_OPS, _TXN_BYTES, _weight):
+                self._write(list(chunk), lease, refused)
+        return refused
+
+    @_converted
+    def _write(self, ops: list[tuple[str, str | None]], lease: int, refused: list[str],
+               ) -> None:
+        """One transaction (ZooKeeper's multi), planned from the znodes' current stats; made
+        again when they changed between the read and the write."""
+        for _ in range(_ATTEMPTS):
+            session = self._live(lease) if lease else 0
+            ops = [op for op in ops if op[0] not in refused]
+            if not ops:
+                return
+            txn, planned = self._plan(ops, session)
+            if not planned:
+                return
+            results = txn.commit_async().get(timeout=self._settings.timeout)
+            failures = [(key, r) for key, r in zip(planned, results, strict=True)
+                        if isinstance(r, Exception) and not isinstance(r, kz.RolledBackError)]
+            if not failures:
+                return
+            for key, error in failures:
+                if isinstance(error, _KEY_REFUSED):
+                    log.warning("zookeeper refused a key", key=key[:300],
+                                reason=type(error).__name__)
+                    refused.append(key)
+                elif isinstance(error, kz.NoNodeError):
+                    self._parents.clear()  # a parent went away (someone deleted a subtree)
+                elif not isinstance(error, (kz.NodeExistsError, kz.BadVersionError,
+                                            kz.NotEmptyError)):
+                    raise error
+        raise StoreUnavailableError("zookeeper: the znodes kept changing under a transaction")
+
+    def _plan(self, ops: list[tuple[str, str | None]], session: int,
+              ) -> tuple[Any, list[str]]:
+        """The transaction for `ops` and the key of each of its operations, in order. An
+        ephemeral znode of another session (or a persistent one) is deleted and made again:
+        set_data would leave it with its old owner, and it would vanish with that session."""
+        client = self.client
+        stats = [(key, value, client.exists_async(key)) for key, value in ops]
+        txn = client.transaction()
+        planned: list[str] = []
+        for key, value, pending in stats:
+            stat: ZnodeStat | None = pending.get(timeout=self._settings.timeout)
+            if value is None:
+                if stat is None:
+                    continue
+                if stat.numChildren:  # a key that is also a path: keep the path, drop the value
+                    txn.set_data(key, b"", version=stat.version)
+                else:
+                    txn.delete(key, version=stat.version)
+                planned.append(key)
+                continue
+            data = value.encode()
+            if stat is not None and (stat.ephemeralOwner == session or stat.numChildren):
+                txn.set_data(key, data, version=stat.version)
+                planned.append(key)
+                continue
+            if stat is not None:
+                txn.delete(key, version=stat.version)
+                planned.append(key)
+            self._ensure_parent(key)
+            txn.create(key, data, ephemeral=bool(session))
+            planned.append(key)
+        return txn, planned
+
+    def _ensure_parent(self, key: str) -> None:
+        parent = key.rsplit("/", 1)[0]
+        if parent and parent not in self._parents:
+            self.client.ensure_path(parent)
+            self._parents.add(parent)
+
+    @_converted
+    def put(self, key: str, value: bytes) -> None:
+        """A persistent znode (configuration values outlive every session)."""
+        client = self.client
+        for _ in range(_ATTEMPTS):
+            try:
+                stat = client.exists(key)
+                if stat is not None and not stat.ephemeralOwner:
+                    client.set_data(key, value, version=stat.version)
+                    return
+                if stat is not None:
+                    client.delete(key, version=stat.version)
+                client.create(key, value, makepath=True)
+            except (kz.NoNodeError, kz.NodeExistsError, kz.BadVersionError):
+                continue
+            return
+        raise StoreUnavailableError("zookeeper: the znode kept changing under a write")
+
+    @_converted
+    def delete(self, key: str) -> bool:
+        client = self.client
+        try:
+            data, stat = client.get(key)
+        except kz.NoNodeError:
+            return False
+        if not is_key(data, stat):
+            return False
+        try:
+            if stat.numChildren:
+                client.set_data(key, b"", version=stat.version)
+            else:
+                client.delete(key, version=stat.version)
+        except (kz.NoNodeError, kz.BadVersionError):
+            return False
+        return True
+
+    # -- consumers --------------------------------------------------------------------------
+    @_converted
+    def snapshot(self, prefix: str) -> tuple[list[KeyValue], int]:
+        nodes = zookeeper_watch.walk(self.client, prefix, self._settings.timeout)
+        kvs = [KeyValue(path, data or b"", int(stat.ephemeralOwner))
+               for path, data, stat in nodes if is_key(data, stat) and path.startswith(prefix)]
+        revision = zookeeper_watch.revision_of(stat for _, _, stat in nodes)
+        self.views.remember(prefix, revision, {kv.key: kv.value for kv in kvs})
+        return kvs, revision
+
+    @_converted
+    def watch(self, prefix: str, start_revision: int) -> ChangeStream:
+        return zookeeper_watch.TreeStream(self.client, prefix, start_revision, self.views,
+                                          self._settings.timeout)
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        self._parents.clear()
+        self._current = 0
+        if client is not None:
+            try:
+                client.stop()
+                client.close()
+            except (kz.KazooException, KazooTimeoutError) as exc:
+                log.debug("zookeeper close", error=str(exc))
