@@ -14,11 +14,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from harness import free_port, wait_until
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError, NotEmptyError
 
 CONF_DIR = Path("/etc/zookeeper/conf")
+# Tests marked with this run once per store (SPEC §10: the same behaviour on both); the
+# `store` fixture (conftest.py) gives the server, and `start_daemon` runs against it.
+both_stores = pytest.mark.parametrize("store", ["etcd", "zookeeper"], indirect=True)
 JARS = Path("/usr/share/java")
 
 

@@ -88,6 +88,7 @@ class ZooKeeperStore:
         self._timeout = settings.session_timeout
         self._lost: set[int] = set()  # sessions kazoo reported expired
         self._current = 0  # the session of the last connection (kazoo forgets it when cut)
+        self._granted = 0  # a session handed out as a lease and not revoked
         self._parents: set[str] = set()  # persistent parents known to exist
         # Ephemeral znodes of other sessions seen by reads: what revoke_lease of such a
         # session deletes (no client can close another's session).
@@ -136,9 +137,16 @@ class ZooKeeperStore:
             session = int(client.client_id[0])
             if self._current and session != self._current:
                 self._lost.add(self._current)
+                log.warning("zookeeper session expired; connected on a new one",
+                            old=f"{self._current:x}", session=f"{session:x}")
+            elif self._current:
+                log.info("zookeeper connection back; session kept", session=f"{session:x}")
             self._current = session
         elif state == KazooState.LOST and self._current:
             self._lost.add(self._current)
+        elif state == KazooState.SUSPENDED and self._current:
+            log.warning("zookeeper connection lost; the session lives for its timeout",
+                        session=f"{self._current:x}", timeout=self._timeout)
 
     @property
     def client(self) -> KazooClient:
@@ -172,7 +180,8 @@ class ZooKeeperStore:
             if client.connected:
                 break
             waited.wait(0.05)  # kazoo is reconnecting on its own thread
-        return self._session_id()
+        self._granted = self._session_id()
+        return self._granted
 
     def refresh_lease(self, lease: int) -> int:
         # kazoo pings the server on its own: the session lives while the connection does.
@@ -182,6 +191,7 @@ class ZooKeeperStore:
     @_converted
     def revoke_lease(self, lease: int) -> None:
         if lease == self._current and self._client is not None:
+            self._granted = 0
             self.close()  # closing the session removes its ephemerals at once
             return
         for path in sorted(self._foreign.pop(lease, set())):
@@ -373,6 +383,12 @@ class ZooKeeperStore:
         with self._lock:
             client, self._client = self._client, None
         self._parents.clear()
+        if client is not None and self._granted and self._granted == self._current:
+            # Entries kept on purpose (--keep-on-exit, or for the next run to take over):
+            # closing the session would remove them. The process exits with kazoo's daemon
+            # threads; the server expires the session after its timeout.
+            log.info("leaving the zookeeper session to expire", session=f"{self._granted:x}")
+            return
         self._current = 0
         if client is not None:
             try:
