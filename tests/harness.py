@@ -86,6 +86,17 @@ class EtcdServer:
     def daemon_args(self) -> list[str]:
         return ["--etcd-endpoints", self.endpoint]
 
+    def pause(self) -> None:
+        self.container.get_wrapped_container().pause()
+
+    def resume(self) -> None:
+        self.container.get_wrapped_container().unpause()
+
+    def restart(self) -> None:
+        """Same data, same port (give the server a fixed host_port for that)."""
+        self.container.get_wrapped_container().restart(timeout=1)
+        wait_until(self.view.healthy, timeout=30, message="etcd to answer again")
+
     def stop(self) -> None:
         self.view.close()
         self.container.stop()
@@ -107,6 +118,10 @@ class EtcdView:
 
     def keys(self, prefix: str) -> set[str]:
         return set(self.items(prefix))
+
+    def created(self, key: str) -> int:
+        """When the key was created (a delete and re-create changes it)."""
+        return int(self.client.get(key)[1].create_revision)
 
     def lease_of(self, key: str) -> int:
         _, meta = self.client.get(key)

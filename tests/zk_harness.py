@@ -81,6 +81,11 @@ class ZooKeeperServer:
         assert self.proc is not None
         os.kill(self.proc.pid, signal.SIGCONT)
 
+    def restart(self) -> None:
+        """kill -9 and start again on the same port and data: sessions survive it."""
+        self.kill()
+        self.start()
+
     def kill(self) -> None:
         """Stop the server by its pid (its data directory stays for a restart)."""
         if self.proc is not None and self.proc.poll() is None:
@@ -137,6 +142,9 @@ class ZkView:
     def keys(self, prefix: str) -> set[str]:
         return set(self.items(prefix))
 
+    def created(self, key: str) -> int:
+        return int(self.client.exists(key).czxid)
+
     def lease_of(self, key: str) -> int:
         try:
             return int(self.client.exists(key).ephemeralOwner)
@@ -180,3 +188,19 @@ class ZkView:
                 self._client.stop()
                 self._client.close()
             self._client = None
+
+
+def new_store_server(kind: str) -> Any:
+    """A store server of its own for a test that stops or pauses it (not started)."""
+    from harness import EtcdServer  # noqa: PLC0415
+
+    if kind == "zookeeper":
+        problem = zookeeper_available()
+        if problem is not None:
+            if os.environ.get("CI"):
+                raise RuntimeError(problem)
+            pytest.skip(problem)
+        return ZooKeeperServer()
+    server = EtcdServer(host_port=free_port())
+    server.port = server._host_port  # noqa: SLF001 - fixed, so a restart keeps it
+    return server

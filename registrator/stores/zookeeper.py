@@ -183,8 +183,12 @@ class ZooKeeperStore:
         self._granted = self._session_id()
         return self._granted
 
+    @_converted
     def refresh_lease(self, lease: int) -> int:
-        # kazoo pings the server on its own: the session lives while the connection does.
+        """kazoo pings the server on its own and the session lives while the connection does;
+        one read proves the server answers now, as etcd's keepalive does (health, metrics)."""
+        self._live(lease)
+        self.client.exists_async("/").get(timeout=min(self._settings.timeout, self._timeout / 3))
         self._live(lease)
         return int(self._timeout)
 
