@@ -70,13 +70,25 @@ def zookeeper_password() -> str | None:
     return os.environ.get("REGISTRATOR_ZOOKEEPER_PASSWORD") or None
 
 
+def given_flags() -> list[str]:
+    """The store flags set on the command line or in the environment, not left at their
+    defaults (an explicit default etcd endpoint still names etcd)."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return []
+    return [name for name in STORE_FLAGS
+            if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)]
+
+
 def open_store(flags: dict[str, Any]) -> Store:
     """The store named by the shared store flags (a subcommand's other flags are ignored)."""
     from registrator.settings import check_one_store, store_settings, zookeeper_settings
 
     etcd_flags = {k: flags[k] for k in STORE_FLAGS}
     if flags.get("zookeeper"):
-        check_one_store(flags["zookeeper"], **etcd_flags)
+        check_one_store(flags["zookeeper"], given_flags(), **etcd_flags)
         from registrator.stores.zookeeper import ZooKeeperStore
 
         return ZooKeeperStore(zookeeper_settings(
@@ -116,7 +128,8 @@ def run(**flags: Any) -> None:
     from registrator.settings import build_config
 
     config = build_config(etcd_password=etcd_password(),
-                          zookeeper_password=zookeeper_password(), **flags)
+                          zookeeper_password=zookeeper_password(), given=given_flags(),
+                          **flags)
     logs.configure(config.log_level)
     store: Store
     if config.zookeeper is not None:

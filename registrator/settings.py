@@ -7,6 +7,7 @@ import ipaddress
 import math
 import os
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -196,6 +197,7 @@ def build_config(  # noqa: PLR0913 - one argument per flag, by design
     zookeeper_user: str | None = None,
     zookeeper_password: str | None = None,
     zookeeper_password_file: str | None = None,
+    given: Iterable[str] = (),
 ) -> Config:
     endpoints = parse_endpoints(etcd_endpoints)
     ttl_seconds = math.ceil(parse_duration(ttl, "--ttl"))
@@ -215,7 +217,7 @@ def build_config(  # noqa: PLR0913 - one argument per flag, by design
                           etcd_timeout=etcd_timeout, endpoints=endpoints)
     zk = None
     if zookeeper:
-        check_one_store(zookeeper, etcd_endpoints=etcd_endpoints, etcd_cacert=etcd_cacert,
+        check_one_store(zookeeper, given, etcd_endpoints=etcd_endpoints, etcd_cacert=etcd_cacert,
                         etcd_cert=etcd_cert, etcd_key=etcd_key, etcd_user=etcd_user,
                         etcd_password_file=etcd_password_file, etcd_timeout=etcd_timeout)
         zk = zookeeper_settings(zookeeper, zookeeper_user, zookeeper_password,
@@ -292,12 +294,14 @@ def _etcd_settings(  # noqa: PLR0913
 ETCD_DEFAULTS = {"etcd_endpoints": "http://127.0.0.1:2379", "etcd_timeout": "5s"}
 
 
-def check_one_store(zookeeper: str | None, **etcd_flags: str | None) -> None:
-    """--zookeeper and any --etcd-* flag that is not its default: the user named two stores."""
+def check_one_store(zookeeper: str | None, given: Iterable[str] = (),
+                    **etcd_flags: str | None) -> None:
+    """--zookeeper and any --etcd-* flag that was given (`given`: names of flags set on the
+    command line or in the environment) or is not its default: the user named two stores."""
     if not zookeeper:
         return
-    named = sorted(f"--{k.replace('_', '-')}" for k, v in etcd_flags.items()
-                   if v is not None and v != ETCD_DEFAULTS.get(k))
+    named = sorted({f"--{k.replace('_', '-')}" for k, v in etcd_flags.items()
+                    if k in given or (v is not None and v != ETCD_DEFAULTS.get(k))})
     if named:
         raise ConfigError(f"--zookeeper and {', '.join(named)} name two stores; give one")
 
