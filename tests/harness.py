@@ -166,8 +166,10 @@ class Daemon:
         self.etcd, self.prefix, self.hostname = etcd, prefix, hostname
         self.store = etcd
         self.log_path = log_dir / f"daemon-{uuid.uuid4().hex[:6]}.log"
+        default = (etcd.daemon_args() if hasattr(etcd, "daemon_args")
+                   else ["--etcd-endpoints", etcd.endpoint])  # a test's own etcd setup
         store_args = [] if any(a.startswith(("--etcd-endpoints", "--zookeeper"))
-                               for a in args) else etcd.daemon_args()
+                               for a in args) else default
         cmd = [sys.executable, "-m", "registrator", "run", *store_args, "--prefix", prefix,
                "--hostname", hostname, "--ip", "127.0.0.1", "--log-level", "debug", *args]
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRATOR_")}
