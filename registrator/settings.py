@@ -318,8 +318,20 @@ def zookeeper_settings(text: str, user: str | None, password: str | None,
         except ConfigError as exc:
             raise ConfigError(f"--zookeeper {text!r}: chroot {str(exc).split(': ', 1)[-1]}",
                               ) from None
+    hosts = _zookeeper_hosts(hosts_part)
+    password = read_secret_file(password_file, "--zookeeper-password-file") or password
+    if bool(user) != bool(password):
+        raise ConfigError("ZooKeeper digest auth needs both --zookeeper-user and a password "
+                          "(REGISTRATOR_ZOOKEEPER_PASSWORD or --zookeeper-password-file)")
+    if user and ":" in user:
+        raise ConfigError(f"--zookeeper-user {user!r} contains ':'")
+    return ZooKeeperSettings(",".join(hosts), chroot, user, password,
+                             session_timeout=session_timeout)
+
+
+def _zookeeper_hosts(text: str) -> list[str]:
     hosts = []
-    for item in (p.strip() for p in hosts_part.split(",")):
+    for item in (p.strip() for p in text.split(",")):
         if not item:
             continue
         host, sep, port = item.rpartition(":")
@@ -332,11 +344,4 @@ def zookeeper_settings(text: str, user: str | None, password: str | None,
         hosts.append(f"{host}:{port}")
     if not hosts:
         raise ConfigError("--zookeeper names no server (want HOST:PORT[,HOST:PORT...][/chroot])")
-    password = read_secret_file(password_file, "--zookeeper-password-file") or password
-    if bool(user) != bool(password):
-        raise ConfigError("ZooKeeper digest auth needs both --zookeeper-user and a password "
-                          "(REGISTRATOR_ZOOKEEPER_PASSWORD or --zookeeper-password-file)")
-    if user and ":" in user:
-        raise ConfigError(f"--zookeeper-user {user!r} contains ':'")
-    return ZooKeeperSettings(",".join(hosts), chroot, user, password,
-                             session_timeout=session_timeout)
+    return hosts

@@ -15,19 +15,21 @@ import functools
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import structlog
 from kazoo import exceptions as kz
 from kazoo.client import KazooClient, KazooState
 from kazoo.handlers.threading import KazooTimeoutError
-from kazoo.protocol.states import ZnodeStat
 from kazoo.security import ACL, Id, Permissions, make_digest_acl
 
 from registrator.errors import LeaseLostError, StoreError, StoreUnavailableError
 from registrator.settings import ZooKeeperSettings
 from registrator.stores import zookeeper_watch
 from registrator.stores.base import MAX_TXN_OPS, ChangeStream, KeyValue, batches
+
+if TYPE_CHECKING:
+    from kazoo.protocol.states import ZnodeStat
 
 log = structlog.get_logger("registrator.store")
 # kazoo logs every reconnect attempt through the standard library, which would print plain

@@ -15,15 +15,17 @@ import contextlib
 import queue
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kazoo import exceptions as kz
-from kazoo.client import KazooClient
-from kazoo.recipe.cache import TreeCache, TreeEvent
 from kazoo.protocol.states import ZnodeStat
+from kazoo.recipe.cache import TreeCache, TreeEvent
 
 from registrator.errors import CompactedError, StoreUnavailableError
 from registrator.stores.base import Change
+
+if TYPE_CHECKING:
+    from kazoo.client import KazooClient
 
 Node = tuple[str, bytes, ZnodeStat]
 _KEEP_VIEWS = 8
@@ -154,7 +156,9 @@ class TreeStream:
         if not self._initialized or kind not in (
                 TreeEvent.NODE_ADDED, TreeEvent.NODE_UPDATED, TreeEvent.NODE_REMOVED):
             return []
-        data = event.event_data
+        return self._node_changed(kind, event.event_data)
+
+    def _node_changed(self, kind: int, data: Any) -> list[Change]:
         path = data.path
         if not path.startswith(self._prefix):
             return []

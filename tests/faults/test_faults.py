@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 from fault_support import Churn, converged, time_to_converge, web
-from harness import ETCD_IMAGE, TEST_LABEL, EtcdServer, EtcdView, Proxy, free_port, wait_until
+from harness import ETCD_IMAGE, TEST_LABEL, EtcdView, Proxy, free_port, wait_until
 from zk_harness import both_stores, new_store_server
 
 BOUND = 5.0  # seconds; the measured times are what the report quotes (target 2 s)
