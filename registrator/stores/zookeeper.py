@@ -342,7 +342,7 @@ class ZooKeeperStore:
             try:
                 stat = client.exists(key)
                 if stat is not None and not stat.ephemeralOwner:
-                    client.set_data(key, value, version=stat.version)
+                    client.set(key, value, version=stat.version)
                     return
                 if stat is not None:
                     client.delete(key, version=stat.version)
@@ -363,7 +363,7 @@ class ZooKeeperStore:
             return False
         try:
             if stat.numChildren:
-                client.set_data(key, b"", version=stat.version)
+                client.set(key, b"", version=stat.version)
             else:
                 client.delete(key, version=stat.version)
         except (kz.NoNodeError, kz.BadVersionError):

@@ -108,7 +108,14 @@ class TreeStream:
         self._tree.listen(self._on_event)
         self._tree.listen_fault(self._queue.put)
         self._timeout = timeout
+        self._ready = threading.Event()
         self._tree.start()
+        # Watching only once the whole subtree was read with watches set: a consumer that
+        # says "watching" then misses nothing that comes after.
+        if not self._ready.wait(timeout):
+            self.close()
+            raise StoreUnavailableError("zookeeper: the first read of the watched subtree "
+                                        f"took over {timeout:g}s")
 
     def next_batch(self, timeout: float | None = None) -> list[Change] | None:
         if self._closed.is_set():
@@ -142,6 +149,7 @@ class TreeStream:
         copied out here."""
         if event.event_type == TreeEvent.INITIALIZED:
             self._queue.put(_first_read(self._tree, self._prefix))
+            self._ready.set()
         else:
             self._queue.put(event)
 

@@ -9,6 +9,8 @@ import signal
 import pytest
 from consumer_support import cli, put_entry
 from harness import new_prefix, wait_until
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoAuthError
 
 LOCAL = ("127.0.0.1", None)
 TEMPLATE = ("# web backends\n{% for e in service('web') %}server {{ e.id }} {{ e | hostport }}\n"
@@ -66,6 +68,9 @@ def test_watch_prints_changes_and_the_daemons_session_closing(zookeeper, zk_pref
     wait_until(lambda: watch.logged("watching the registry"), message="watch to start")
     record = put_entry(zookeeper, zk_prefix, "web", "a", 8080)
     put_entry(zookeeper, zk_prefix, "api", "b", 9000)
+    # ZooKeeper's watches report states, not each write: a key created and deleted before
+    # its first read is never seen at all. Wait for the put before the delete.
+    wait_until(lambda: len(watch.lines()) >= 2, message="the two puts")
     zookeeper.view.delete(f"{zk_prefix}/services/web/a")
     lines = wait_until(lambda: len(watch.lines()) >= 3 and watch.json_lines(),
                        message="three lines")
@@ -130,3 +135,39 @@ def test_config_set_get_rm_on_zookeeper(zookeeper, zk_prefix):
     assert config("rm", "shop", "db.url", "--host", "h7").returncode == 0
     assert config("get", "shop", "db.url", "--host", "h7").stdout == "postgres://db\n"
     assert config("rm", "shop", "db.url", "--host", "h7").returncode == 1
+
+
+def test_digest_auth_writes_znodes_only_that_user_may_change(zookeeper, zk_prefix, tmp_path):
+    secret = tmp_path / "zk-password"
+    secret.write_text("s3cret\n")
+    auth = ("--zookeeper-user", "reg", "--zookeeper-password-file", str(secret))
+    # The view (anonymous) may remove the test's prefix at the end only with the user's rights.
+    zookeeper.view.client.add_auth("digest", "reg:s3cret")
+    anonymous = KazooClient(hosts=zookeeper.connect)
+    anonymous.start(timeout=10)
+    try:
+        _digest_auth_checks(zookeeper, zk_prefix, auth, anonymous)
+    finally:
+        anonymous.stop()
+        anonymous.close()
+
+
+def _digest_auth_checks(zookeeper, zk_prefix, auth, anonymous):
+    def config(*args, env=None):
+        return cli("config", *args, "--zookeeper", zookeeper.connect, "--prefix", zk_prefix,
+                   env=env)
+
+    assert config("set", "shop", "db.url", "postgres://db", *auth).returncode == 0
+    # Anyone reads; only the user changes (the password may come from the environment too).
+    assert config("get", "shop", "db.url", "--host", "h").stdout == "postgres://db\n"
+    key = f"{zk_prefix}/config/shop/defaults/db.url"
+    with pytest.raises(NoAuthError):
+        anonymous.set(key, b"spoofed")
+    refused = config("set", "shop", "db.url", "x")
+    assert refused.returncode == 1
+    assert "ACL" in refused.stderr
+    env = {"REGISTRATOR_ZOOKEEPER_PASSWORD": "s3cret"}
+    assert config("set", "shop", "db.url", "y", "--zookeeper-user", "reg",
+                  env=env).returncode == 0
+    assert zookeeper.view.items(key) == {key: b"y"}
+    assert "s3cret" not in refused.stderr
