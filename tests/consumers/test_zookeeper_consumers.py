@@ -11,6 +11,7 @@ from consumer_support import cli, put_entry
 from harness import new_prefix, wait_until
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
+from zk_harness import new_store_server
 
 LOCAL = ("127.0.0.1", None)
 TEMPLATE = ("# web backends\n{% for e in service('web') %}server {{ e.id }} {{ e | hostport }}\n"
@@ -171,3 +172,26 @@ def _digest_auth_checks(zookeeper, zk_prefix, auth, anonymous):
                   env=env).returncode == 0
     assert zookeeper.view.items(key) == {key: b"y"}
     assert "s3cret" not in refused.stderr
+
+
+@pytest.mark.slow
+def test_watch_survives_a_zookeeper_restart_and_reports_what_changed_meanwhile(consumer):
+    server = new_store_server("zookeeper").start()
+    try:
+        watch = consumer("watch", "--zookeeper", server.connect, "--prefix", "/w", "--json",
+                         "--log-level", "info")
+        wait_until(lambda: watch.logged("watching the registry"), message="watch to start")
+        put_entry(server, "/w", "web", "a", 1)
+        wait_until(lambda: len(watch.lines()) == 1, message="first line")
+        server.kill()
+        # Changed while the watch cannot see: reported once ZooKeeper is back.
+        server.start()
+        put_entry(server, "/w", "web", "b", 2)
+        server.view.delete("/w/services/web/a")
+        lines = wait_until(lambda: len(watch.lines()) >= 3 and watch.json_lines(),
+                           timeout=30, message="the changes after the restart")
+        assert sorted((x["op"], x["key"]) for x in lines[1:]) == [
+            ("delete", "/w/services/web/a"), ("put", "/w/services/web/b")]
+        assert watch.alive()
+    finally:
+        server.stop()
