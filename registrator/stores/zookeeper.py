@@ -1,5 +1,5 @@
-"""ZooKeeper store (SPEC §10). With zookeeper_watch.py, the only modules that import kazoo;
-its exceptions become registrator's here.
+"""ZooKeeper store (SPEC §10). With zookeeper_base.py and zookeeper_watch.py, the only modules
+that import kazoo; its exceptions become registrator's here.
 
 The same key layout as etcd, as znode paths, with the same values. A "lease" is the session
 of this store's client: `grant_lease` hands out the session id, and keys written on it are
@@ -14,8 +14,8 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from kazoo import exceptions as kz
@@ -23,10 +23,11 @@ from kazoo.client import KazooClient, KazooState
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.security import ACL, Id, Permissions, make_digest_acl
 
-from registrator.errors import LeaseLostError, StoreError, StoreUnavailableError
+from registrator.errors import LeaseLostError, StoreUnavailableError
 from registrator.settings import ZooKeeperSettings
 from registrator.stores import zookeeper_watch
 from registrator.stores.base import MAX_TXN_OPS, ChangeStream, KeyValue, batches
+from registrator.stores.zookeeper_base import KEY_REFUSED, converted, is_key
 
 if TYPE_CHECKING:
     from kazoo.protocol.states import ZnodeStat
@@ -36,8 +37,6 @@ log = structlog.get_logger("registrator.store")
 # lines into the daemon's JSON log; the state changes that matter are logged here instead.
 logging.getLogger("kazoo").addHandler(logging.NullHandler())
 logging.getLogger("kazoo").propagate = False
-P = ParamSpec("P")
-R = TypeVar("R")
 
 # ZooKeeper drops the connection (it does not refuse the request) on a packet over
 # jute.maxbuffer, 1 MiB by default: a transaction stays well under it, and a value that
@@ -45,39 +44,6 @@ R = TypeVar("R")
 _TXN_BYTES = 512 * 1024
 _MAX_VALUE = 1000 * 1000
 _ATTEMPTS = 5  # a transaction re-planned when the znodes changed under it
-_UNAVAILABLE = (kz.ConnectionLoss, kz.ConnectionClosedError, kz.SessionExpiredError,
-                kz.OperationTimeoutError, kz.SessionMovedError, kz.ZookeeperStoppedError,
-                kz.ConnectionDropped, KazooTimeoutError, kz.RequestTimeoutError)
-# Refusals that are about this one key, not the store: the key is refused, the rest written.
-_KEY_REFUSED = (kz.BadArgumentsError, kz.NoChildrenForEphemeralsError, kz.MarshallingError)
-
-
-def convert(exc: BaseException) -> Exception:
-    if isinstance(exc, _UNAVAILABLE):
-        return StoreUnavailableError(f"zookeeper unreachable: {type(exc).__name__} {exc}")
-    if isinstance(exc, kz.NoAuthError):
-        return StoreError("zookeeper refused the request: the ACL does not allow this user "
-                          "(--zookeeper-user)")
-    if isinstance(exc, kz.AuthFailedError):
-        return StoreError("zookeeper authentication failed for --zookeeper-user")
-    return StoreError(f"zookeeper refused the request: {type(exc).__name__} {exc}")
-
-
-def _converted(func: Callable[P, R]) -> Callable[P, R]:
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except (kz.KazooException, KazooTimeoutError) as exc:
-            raise convert(exc) from None
-
-    return wrapper
-
-
-def is_key(data: bytes | None, stat: ZnodeStat) -> bool:
-    return bool(data) or bool(stat.ephemeralOwner)
-
-
 def _weight(op: tuple[str, str | None]) -> int:
     return len(op[0].encode()) + len((op[1] or "").encode()) + 64
 
@@ -101,7 +67,7 @@ class ZooKeeperStore:
         return str(self._settings)
 
     # -- session ----------------------------------------------------------------------------
-    @_converted
+    @converted
     def connect(self) -> None:
         self._session()
 
@@ -170,7 +136,7 @@ class ZooKeeperStore:
             raise LeaseLostError(f"zookeeper session {lease:x} expired (now {session:x})")
         return session
 
-    @_converted
+    @converted
     def grant_lease(self, ttl: int) -> int:
         if ttl != self._timeout:
             # The session timeout is fixed when the session is made: open one with `ttl`.
@@ -185,7 +151,7 @@ class ZooKeeperStore:
         self._granted = self._session_id()
         return self._granted
 
-    @_converted
+    @converted
     def refresh_lease(self, lease: int) -> int:
         """kazoo pings the server on its own and the session lives while the connection does;
         one read proves the server answers now, as etcd's keepalive does (health, metrics)."""
@@ -194,7 +160,7 @@ class ZooKeeperStore:
         self._live(lease)
         return int(self._timeout)
 
-    @_converted
+    @converted
     def revoke_lease(self, lease: int) -> None:
         if lease == self._current and self._client is not None:
             self._granted = 0
@@ -223,7 +189,7 @@ class ZooKeeperStore:
             self._foreign.setdefault(owner, set()).add(path)
         return KeyValue(path, data or b"", owner)
 
-    @_converted
+    @converted
     def get(self, key: str) -> KeyValue | None:
         try:
             data, stat = self.client.get(key)
@@ -231,7 +197,7 @@ class ZooKeeperStore:
             return None
         return self._kv(key, data, stat) if is_key(data, stat) else None
 
-    @_converted
+    @converted
     def get_many(self, keys: Sequence[str]) -> list[KeyValue]:
         client = self.client
         pending = [(k, client.get_async(k)) for k in dict.fromkeys(keys)]
@@ -245,7 +211,7 @@ class ZooKeeperStore:
                 out.append(self._kv(key, data, stat))
         return out
 
-    @_converted
+    @converted
     def get_prefix(self, prefix: str) -> list[KeyValue]:
         nodes = zookeeper_watch.walk(self.client, prefix, self._settings.timeout)
         return [self._kv(path, data, stat) for path, data, stat in nodes
@@ -265,7 +231,7 @@ class ZooKeeperStore:
                 self._write(list(chunk), lease, refused)
         return refused
 
-    @_converted
+    @converted
     def _write(self, ops: list[tuple[str, str | None]], lease: int, refused: list[str],
                ) -> None:
         """One transaction (ZooKeeper's multi), planned from the znodes' current stats; made
@@ -284,7 +250,7 @@ class ZooKeeperStore:
             if not failures:
                 return
             for key, error in failures:
-                if isinstance(error, _KEY_REFUSED):
+                if isinstance(error, KEY_REFUSED):
                     log.warning("zookeeper refused a key", key=key[:300],
                                 reason=type(error).__name__)
                     refused.append(key)
@@ -334,7 +300,7 @@ class ZooKeeperStore:
             self.client.ensure_path(parent)
             self._parents.add(parent)
 
-    @_converted
+    @converted
     def put(self, key: str, value: bytes) -> None:
         """A persistent znode (configuration values outlive every session)."""
         client = self.client
@@ -352,7 +318,7 @@ class ZooKeeperStore:
             return
         raise StoreUnavailableError("zookeeper: the znode kept changing under a write")
 
-    @_converted
+    @converted
     def delete(self, key: str) -> bool:
         client = self.client
         try:
@@ -371,7 +337,7 @@ class ZooKeeperStore:
         return True
 
     # -- consumers --------------------------------------------------------------------------
-    @_converted
+    @converted
     def snapshot(self, prefix: str) -> tuple[list[KeyValue], int]:
         nodes = zookeeper_watch.walk(self.client, prefix, self._settings.timeout)
         kvs = [KeyValue(path, data or b"", int(stat.ephemeralOwner))
@@ -380,7 +346,7 @@ class ZooKeeperStore:
         self.views.remember(prefix, revision, {kv.key: kv.value for kv in kvs})
         return kvs, revision
 
-    @_converted
+    @converted
     def watch(self, prefix: str, start_revision: int) -> ChangeStream:
         return zookeeper_watch.TreeStream(self.client, prefix, start_revision, self.views,
                                           self._settings.timeout)
