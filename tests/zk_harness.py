@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -14,10 +15,19 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import kazoo.protocol.connection
+import kazoo.retry
 import pytest
 from harness import free_port, wait_until
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError, NotEmptyError
+
+# kazoo's connection thread draws from the global `random` on every loop (ping jitter); a
+# session-long client in the pytest process would then change the global random state under
+# hypothesis, which fails its tests ("Do not use the random module inside strategies").
+# The tests' kazoo clients get a generator of their own.
+kazoo.protocol.connection.random = random.Random()  # type: ignore[attr-defined]  # noqa: S311
+kazoo.retry.random = random.Random()  # type: ignore[attr-defined]  # noqa: S311
 
 CONF_DIR = Path("/etc/zookeeper/conf")
 # Tests marked with this run once per store (SPEC §10: the same behaviour on both); the
