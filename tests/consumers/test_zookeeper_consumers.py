@@ -195,3 +195,19 @@ def test_watch_survives_a_zookeeper_restart_and_reports_what_changed_meanwhile(c
         assert watch.alive()
     finally:
         server.stop()
+
+
+def test_a_chroot_is_created_and_everything_lives_under_it(zookeeper, zk_prefix, tmp_path):
+    chroot = f"/chroot-{zk_prefix.strip('/')}"
+    connect = f"{zookeeper.connect}{chroot}"
+    try:
+        out = cli("config", "set", "shop", "k", "v", "--zookeeper", connect,
+                  "--prefix", zk_prefix)
+        assert out.returncode == 0, out.stderr
+        assert zookeeper.view.items(chroot + "/") == {
+            f"{chroot}{zk_prefix}/config/shop/defaults/k": b"v"}
+        got = cli("config", "get", "shop", "k", "--host", "h", "--zookeeper", connect,
+                  "--prefix", zk_prefix)
+        assert got.stdout == "v\n"
+    finally:
+        zookeeper.view.delete_prefix(chroot + "/")
