@@ -5,6 +5,7 @@ TreeCache, independent of the daemon's store module."""
 
 from __future__ import annotations
 
+import logging
 import statistics
 import threading
 import time
@@ -16,6 +17,10 @@ from kazoo.client import KazooClient
 from kazoo.recipe.cache import TreeCache, TreeEvent
 from sections import StartTimes, burst, pct, sequential_latency
 from zk_harness import ZooKeeperServer, zookeeper_available
+
+# kazoo's reconnect attempts after the bench stops its ZooKeeper are not results.
+logging.getLogger("kazoo").addHandler(logging.NullHandler())
+logging.getLogger("kazoo").propagate = False
 
 
 class ZkWatch:
