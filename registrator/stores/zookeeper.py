@@ -27,7 +27,15 @@ from registrator.errors import LeaseLostError, StoreUnavailableError
 from registrator.settings import ZooKeeperSettings
 from registrator.stores import zookeeper_watch
 from registrator.stores.base import MAX_TXN_OPS, ChangeStream, KeyValue, batches
-from registrator.stores.zookeeper_base import KEY_REFUSED, converted, is_key
+from registrator.stores.zookeeper_base import (
+    KEY_REFUSED,
+    ancestors,
+    converted,
+    delete_value,
+    is_key,
+    op_weight,
+    put_value,
+)
 
 if TYPE_CHECKING:
     from kazoo.protocol.states import ZnodeStat
@@ -44,16 +52,6 @@ logging.getLogger("kazoo").propagate = False
 _TXN_BYTES = 512 * 1024
 _MAX_VALUE = 1000 * 1000
 _ATTEMPTS = 5  # a transaction re-planned when the znodes changed under it
-def _ancestors(key: str) -> list[str]:
-    """'/a/b/c' -> ['/a', '/a/b']."""
-    parts = key.strip("/").split("/")[:-1]
-    return ["/" + "/".join(parts[:i]) for i in range(1, len(parts) + 1)]
-
-
-def _weight(op: tuple[str, str | None]) -> int:
-    return len(op[0].encode()) + len((op[1] or "").encode()) + 64
-
-
 class ZooKeeperStore:
     def __init__(self, settings: ZooKeeperSettings) -> None:
         self._settings = settings
@@ -63,6 +61,9 @@ class ZooKeeperStore:
         self._lost: set[int] = set()  # sessions kazoo reported expired
         self._current = 0  # the session of the last connection (kazoo forgets it when cut)
         self._granted = 0  # a session handed out as a lease and not revoked
+        # Ephemeral keys this session wrote and has not deleted: the keepalive checks one, so
+        # a daemon whose entries another session took over (--takeover) learns it at once.
+        self._ours: set[str] = set()
         self._parents: set[str] = set()  # persistent parents known to exist
         # Ephemeral znodes of other sessions seen by reads: what revoke_lease of such a
         # session deletes (no client can close another's session).
@@ -168,22 +169,35 @@ class ZooKeeperStore:
             if client.connected:
                 break
             waited.wait(0.05)  # kazoo is reconnecting on its own thread
-        self._granted = self._session_id()
-        return self._granted
+        session = self._session_id()
+        if session != self._granted:
+            self._ours.clear()  # a new session: nothing is ours yet
+        self._granted = session
+        return session
 
     @converted
     def refresh_lease(self, lease: int) -> int:
         """kazoo pings the server on its own and the session lives while the connection does;
         one read proves the server answers now, as etcd's keepalive does (health, metrics)."""
+        session = self._live(lease)
+        # The host record when there is one (SPEC §4 `<prefix>/hosts/<hostname>`): the key
+        # no other host writes, whatever ids containers choose.
+        witness = min(self._ours, key=lambda k: ("/hosts/" not in k, k), default="/")
+        stat = self.client.exists_async(witness).get(
+            timeout=min(self._settings.timeout, self._timeout / 3))
         self._live(lease)
-        self.client.exists_async("/").get(timeout=min(self._settings.timeout, self._timeout / 3))
-        self._live(lease)
+        if stat is not None and witness != "/" and stat.ephemeralOwner != session:
+            # No client can end another's session: this is how etcd's revoke reaches us.
+            self._ours.clear()
+            raise LeaseLostError(f"{witness} now belongs to zookeeper session "
+                                 f"{stat.ephemeralOwner:x}, not ours ({session:x})")
         return int(self._timeout)
 
     @converted
     def revoke_lease(self, lease: int) -> None:
         if lease == self._current and self._client is not None:
             self._granted = 0
+            self._ours.clear()
             self.close()  # closing the session removes its ephemerals at once
             return
         for path in sorted(self._foreign.pop(lease, set())):
@@ -247,7 +261,7 @@ class ZooKeeperStore:
         ops: list[tuple[str, str | None]] = [
             (k, v) for k, v in put_map.items() if k not in refused]
         for group in (dels, ops):  # deletes first, on their own, like etcd's
-            for chunk in batches(group, MAX_TXN_OPS, _TXN_BYTES, _weight):
+            for chunk in batches(group, MAX_TXN_OPS, _TXN_BYTES, op_weight):
                 self._write(list(chunk), lease, refused)
         return refused
 
@@ -269,7 +283,10 @@ class ZooKeeperStore:
                         if isinstance(r, Exception) and not isinstance(r, kz.RolledBackError)]
             if not failures:
                 self._parents.update(a for key, value in ops if value is not None
-                                     for a in _ancestors(key))
+                                     for a in ancestors(key))
+                if session:
+                    self._ours.update(key for key, value in ops if value is not None)
+                    self._ours.difference_update(key for key, value in ops if value is None)
                 return
             for key, error in failures:
                 if isinstance(error, KEY_REFUSED):
@@ -297,7 +314,7 @@ class ZooKeeperStore:
         # to its log, so one multi instead of a create per parent (measured: 3x faster for
         # a service with a new name).
         puts = {key for key, value in ops if value is not None}
-        wanted = sorted({a for key in puts for a in _ancestors(key)
+        wanted = sorted({a for key in puts for a in ancestors(key)
                          if a not in self._parents and a not in puts},
                         key=lambda a: a.count("/"))
         parents = [(a, client.exists_async(a)) for a in wanted]
@@ -335,38 +352,11 @@ class ZooKeeperStore:
     @converted
     def put(self, key: str, value: bytes) -> None:
         """A persistent znode (configuration values outlive every session)."""
-        client = self.client
-        for _ in range(_ATTEMPTS):
-            try:
-                stat = client.exists(key)
-                if stat is not None and not stat.ephemeralOwner:
-                    client.set(key, value, version=stat.version)
-                    return
-                if stat is not None:
-                    client.delete(key, version=stat.version)
-                client.create(key, value, makepath=True)
-            except (kz.NoNodeError, kz.NodeExistsError, kz.BadVersionError):
-                continue
-            return
-        raise StoreUnavailableError("zookeeper: the znode kept changing under a write")
+        put_value(self.client, key, value)
 
     @converted
     def delete(self, key: str) -> bool:
-        client = self.client
-        try:
-            data, stat = client.get(key)
-        except kz.NoNodeError:
-            return False
-        if not is_key(data, stat):
-            return False
-        try:
-            if stat.numChildren:
-                client.set(key, b"", version=stat.version)
-            else:
-                client.delete(key, version=stat.version)
-        except (kz.NoNodeError, kz.BadVersionError):
-            return False
-        return True
+        return delete_value(self.client, key)
 
     # -- consumers --------------------------------------------------------------------------
     @converted

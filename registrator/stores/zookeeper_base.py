@@ -13,6 +13,7 @@ from kazoo.handlers.threading import KazooTimeoutError
 from registrator.errors import StoreError, StoreUnavailableError
 
 if TYPE_CHECKING:
+    from kazoo.client import KazooClient
     from kazoo.protocol.states import ZnodeStat
 
 P = ParamSpec("P")
@@ -51,3 +52,50 @@ def is_key(data: bytes | None, stat: ZnodeStat) -> bool:
     return bool(data) or bool(stat.ephemeralOwner)
 
 
+
+
+def put_value(client: KazooClient, key: str, value: bytes, attempts: int = 5) -> None:
+    """`key` as a persistent znode holding `value` (an ephemeral one of some session is made
+    again: it would vanish with that session)."""
+    for _ in range(attempts):
+        try:
+            stat = client.exists(key)
+            if stat is not None and not stat.ephemeralOwner:
+                client.set(key, value, version=stat.version)
+                return
+            if stat is not None:
+                client.delete(key, version=stat.version)
+            client.create(key, value, makepath=True)
+        except (kz.NoNodeError, kz.NodeExistsError, kz.BadVersionError):
+            continue  # changed under us: look again
+        return
+    raise StoreUnavailableError("zookeeper: the znode kept changing under a write")
+
+
+def delete_value(client: KazooClient, key: str) -> bool:
+    """Delete one key; True when it existed. A key that is also the path of others keeps its
+    znode, without data (then it is no key)."""
+    try:
+        data, stat = client.get(key)
+    except kz.NoNodeError:
+        return False
+    if not is_key(data, stat):
+        return False
+    try:
+        if stat.numChildren:
+            client.set(key, b"", version=stat.version)
+        else:
+            client.delete(key, version=stat.version)
+    except (kz.NoNodeError, kz.BadVersionError):
+        return False
+    return True
+
+
+def ancestors(key: str) -> list[str]:
+    """'/a/b/c' -> ['/a', '/a/b']."""
+    parts = key.strip("/").split("/")[:-1]
+    return ["/" + "/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def op_weight(op: tuple[str, str | None]) -> int:
+    return len(op[0].encode()) + len((op[1] or "").encode()) + 64
