@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -63,7 +64,8 @@ class ZooKeeperStore:
         self._granted = 0  # a session handed out as a lease and not revoked
         # Ephemeral keys this session wrote and has not deleted: the keepalive checks one, so
         # a daemon whose entries another session took over (--takeover) learns it at once.
-        self._ours: set[str] = set()
+        self._ours: set[str] = set()  # written by the worker, read by the keepalive thread
+        self._ours_lock = threading.Lock()
         self._parents: set[str] = set()  # persistent parents known to exist
         # Ephemeral znodes of other sessions seen by reads: what revoke_lease of such a
         # session deletes (no client can close another's session).
@@ -164,14 +166,12 @@ class ZooKeeperStore:
             self.close()
             self._timeout = ttl
         client = self.client
-        waited = threading.Event()
-        for _ in range(int(self._settings.timeout / 0.05)):
-            if client.connected:
-                break
-            waited.wait(0.05)  # kazoo is reconnecting on its own thread
+        deadline = time.monotonic() + self._settings.timeout
+        while not client.connected and time.monotonic() < deadline:
+            time.sleep(0.05)  # kazoo is reconnecting on its own thread
         session = self._session_id()
         if session != self._granted:
-            self._ours.clear()  # a new session: nothing is ours yet
+            self._mine([], clear=True)  # a new session: nothing is ours yet
         self._granted = session
         return session
 
@@ -182,13 +182,14 @@ class ZooKeeperStore:
         session = self._live(lease)
         # The host record when there is one (SPEC §4 `<prefix>/hosts/<hostname>`): the key
         # no other host writes, whatever ids containers choose.
-        witness = min(self._ours, key=lambda k: ("/hosts/" not in k, k), default="/")
+        with self._ours_lock:
+            witness = min(self._ours, key=lambda k: ("/hosts/" not in k, k), default="/")
         stat = self.client.exists_async(witness).get(
             timeout=min(self._settings.timeout, self._timeout / 3))
         self._live(lease)
         if stat is not None and witness != "/" and stat.ephemeralOwner != session:
             # No client can end another's session: this is how etcd's revoke reaches us.
-            self._ours.clear()
+            self._mine([], clear=True)
             raise LeaseLostError(f"{witness} now belongs to zookeeper session "
                                  f"{stat.ephemeralOwner:x}, not ours ({session:x})")
         return int(self._timeout)
@@ -197,7 +198,7 @@ class ZooKeeperStore:
     def revoke_lease(self, lease: int) -> None:
         if lease == self._current and self._client is not None:
             self._granted = 0
-            self._ours.clear()
+            self._mine([], clear=True)
             self.close()  # closing the session removes its ephemerals at once
             return
         for path in sorted(self._foreign.pop(lease, set())):
@@ -277,6 +278,7 @@ class ZooKeeperStore:
                 return
             txn, planned = self._plan(ops, session)
             if not planned:
+                self._mine(ops if session else [])
                 return
             results = txn.commit_async().get(timeout=self._settings.timeout)
             failures = [(key, r) for key, r in zip(planned, results, strict=True)
@@ -284,9 +286,7 @@ class ZooKeeperStore:
             if not failures:
                 self._parents.update(a for key, value in ops if value is not None
                                      for a in ancestors(key))
-                if session:
-                    self._ours.update(key for key, value in ops if value is not None)
-                    self._ours.difference_update(key for key, value in ops if value is None)
+                self._mine(ops if session else [])
                 return
             for key, error in failures:
                 if isinstance(error, KEY_REFUSED):
@@ -299,6 +299,13 @@ class ZooKeeperStore:
                                             kz.NotEmptyError)):
                     raise error
         raise StoreUnavailableError("zookeeper: the znodes kept changing under a transaction")
+
+    def _mine(self, ops: list[tuple[str, str | None]], clear: bool = False) -> None:
+        with self._ours_lock:
+            if clear:
+                self._ours.clear()
+            self._ours.update(key for key, value in ops if value is not None)
+            self._ours.difference_update(key for key, value in ops if value is None)
 
     def _plan(self, ops: list[tuple[str, str | None]], session: int,
               ) -> tuple[Any, list[str]]:
