@@ -1,4 +1,5 @@
-"""python -m bench [--quick]: registrator against the floor, on real dockerd and etcd.
+"""python -m bench [--quick]: registrator against the floor, on real dockerd and etcd (and
+the latency and burst again with the daemon on ZooKeeper).
 
 Prints one table and writes it as JSON (bench/results/latest.json). --quick runs tiny
 counts (a smoke run that keeps the code from rotting); the default is the full run."""
@@ -33,6 +34,8 @@ from sections import (
     recovery,
     sequential_latency,
 )
+from zookeeper import rows as zookeeper_rows
+from zookeeper import zookeeper_run
 
 FULL = {"latency": 50, "burst": 200, "cold": 300, "window": 30.0, "quiet": 200,
         "fleet": (1, 5, 20), "fleet_containers": 100, "fleet_window": 10.0}
@@ -77,6 +80,8 @@ def run(sizes: dict[str, Any], tmp: Path) -> dict[str, Any]:
         out["footprint_after_burst"] = {"containers": len(b.ids), **footprint(daemon)}
         watch.close()
         stop(daemon)
+        # The same two measures with the daemon on ZooKeeper, against the same floor.
+        out["zookeeper"] = zookeeper_run(b, starts, sizes, floor, tmp)
 
         while len(b.ids) < sizes["cold"]:
             b.run(f"fill{len(b.ids)}")
@@ -128,6 +133,7 @@ def table(result: dict[str, Any]) -> str:
          f"{fi['rss_mb']:.0f} / {fb['rss_mb']:.0f} / {fm['rss_mb']:.0f} MB",
          f"CPU {fi['cpu_s']:.1f} / {fb['cpu_s']:.1f} / {fm['cpu_s']:.1f} s", "<= 60 MB"),
     ]
+    rows += zookeeper_rows(result["zookeeper"])
     width = max(len(row[0]) for row in rows)
     return "\n".join(f"{a:<{width}}  {b_:<34} {c_:<28} {d}" for a, b_, c_, d in rows)
 

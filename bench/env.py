@@ -77,15 +77,17 @@ class Bench:
         return c
 
     def daemon(self, prefix: str, *args: str, docker_host: str | None = None,
-               log: Path | None = None) -> subprocess.Popen[bytes]:
+               log: Path | None = None, store: list[str] | None = None,
+               ) -> subprocess.Popen[bytes]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRATOR_")}
         if docker_host:
             env["DOCKER_HOST"] = docker_host
         out = (log or Path(os.devnull)).open("ab")
         with out:
             return subprocess.Popen(
-                [sys.executable, "-m", "registrator", "run", "--etcd-endpoints",
-                 self.server.endpoint, "--prefix", prefix, "--hostname", "bench",
+                [sys.executable, "-m", "registrator", "run",
+                 *(store or ["--etcd-endpoints", self.server.endpoint]),
+                 "--prefix", prefix, "--hostname", "bench",
                  "--ip", "127.0.0.1", "--log-level", "warning",
                  # Only the bench's own (labelled) containers: others on this dockerd would
                  # add their writes to what the bench counts.

@@ -28,7 +28,7 @@ def _option(*decls: str, **kwargs: Any) -> Callable[[F], F]:
 @click.group()
 @click.version_option(__version__, prog_name="registrator")
 def cli() -> None:
-    """Registers Docker containers' published ports in etcd v3."""
+    """Registers Docker containers' published ports in etcd v3 (or ZooKeeper)."""
 
 
 STORE_FLAGS = ("etcd_endpoints", "etcd_cacert", "etcd_cert", "etcd_key", "etcd_user",
@@ -49,6 +49,13 @@ def store_options(func: F) -> F:
                 help="etcd user; the password comes from REGISTRATOR_ETCD_PASSWORD or a file."),
         _option("--etcd-password-file", default=None, help="File holding the etcd password."),
         _option("--etcd-timeout", default="5s", help="Timeout of one etcd request."),
+        _option("--zookeeper", default=None,
+                help="HOST:PORT[,HOST:PORT...][/chroot]: use ZooKeeper instead of etcd."),
+        _option("--zookeeper-user", default=None,
+                help="ZooKeeper digest user; the password comes from "
+                     "REGISTRATOR_ZOOKEEPER_PASSWORD or a file."),
+        _option("--zookeeper-password-file", default=None,
+                help="File holding the ZooKeeper digest password."),
     )):
         func = decorator(func)
     return func
@@ -59,19 +66,43 @@ def etcd_password() -> str | None:
     return os.environ.get("REGISTRATOR_ETCD_PASSWORD") or None
 
 
+def zookeeper_password() -> str | None:
+    return os.environ.get("REGISTRATOR_ZOOKEEPER_PASSWORD") or None
+
+
+def given_flags() -> list[str]:
+    """The store flags set on the command line or in the environment, not left at their
+    defaults (an explicit default etcd endpoint still names etcd)."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return []
+    return [name for name in STORE_FLAGS
+            if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)]
+
+
 def open_store(flags: dict[str, Any]) -> Store:
     """The store named by the shared store flags (a subcommand's other flags are ignored)."""
-    from registrator.settings import store_settings
+    from registrator.settings import check_one_store, store_settings, zookeeper_settings
+
+    etcd_flags = {k: flags[k] for k in STORE_FLAGS}
+    if flags.get("zookeeper"):
+        check_one_store(flags["zookeeper"], given_flags(), **etcd_flags)
+        from registrator.stores.zookeeper import ZooKeeperStore
+
+        return ZooKeeperStore(zookeeper_settings(
+            flags["zookeeper"], flags.get("zookeeper_user"), zookeeper_password(),
+            flags.get("zookeeper_password_file")))
     from registrator.stores.etcd import EtcdStore
 
-    settings = store_settings(etcd_password=etcd_password(),
-                              **{k: flags[k] for k in STORE_FLAGS})
-    return EtcdStore(settings)
+    return EtcdStore(store_settings(etcd_password=etcd_password(), **etcd_flags))
 
 
 @cli.command(context_settings=ENV)
 @store_options
-@_option("--ttl", default="30s", help="Lease TTL (30, 30s, 1m).")
+@_option("--ttl", default="30s",
+         help="Lease TTL (30, 30s, 1m); with --zookeeper, the session timeout.")
 @_option("--resync", default="60s", help="Full reconcile interval; 0 disables.")
 @_option("--ip", default=None, help="Address to register [default: source of default route].")
 @_option("--hostname", default=None, help="Name of this host in keys [default: hostname].")
@@ -97,13 +128,23 @@ def run(**flags: Any) -> None:
     from registrator.daemon import Daemon
     from registrator.docker_source import DockerSource
     from registrator.settings import build_config
-    from registrator.stores.etcd import EtcdStore
 
-    config = build_config(etcd_password=etcd_password(), **flags)
+    config = build_config(etcd_password=etcd_password(),
+                          zookeeper_password=zookeeper_password(), given=given_flags(),
+                          **flags)
     logs.configure(config.log_level)
+    store: Store
+    if config.zookeeper is not None:
+        from registrator.stores.zookeeper import ZooKeeperStore
+
+        store = ZooKeeperStore(config.zookeeper)
+    else:
+        from registrator.stores.etcd import EtcdStore
+
+        store = EtcdStore(config.etcd)
     docker = DockerSource(os.environ)
     stop = threading.Event()
-    daemon = Daemon(config, docker, EtcdStore(config.etcd), stop)
+    daemon = Daemon(config, docker, store, stop)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     signal.signal(signal.SIGHUP, lambda *_: daemon.reload())

@@ -7,6 +7,7 @@ import ipaddress
 import math
 import os
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -43,6 +44,21 @@ class EtcdSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ZooKeeperSettings:
+    """SPEC §10. `hosts` is kazoo's connect string without the chroot."""
+
+    hosts: str
+    chroot: str = ""
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)  # never shown
+    timeout: float = 5.0  # one request
+    session_timeout: float = 30.0  # --ttl for `run`: the session is the daemon's lease
+
+    def __str__(self) -> str:
+        return f"zookeeper://{self.hosts}{self.chroot}"
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     etcd: EtcdSettings
     prefix: str
@@ -56,6 +72,7 @@ class Config:
     takeover: bool = False
     metrics_addr: tuple[str, int] | None = None
     log_level: str = "info"
+    zookeeper: ZooKeeperSettings | None = None  # set: ZooKeeper instead of etcd
 
 
 def parse_duration(text: str, flag: str) -> float:
@@ -177,6 +194,11 @@ def build_config(  # noqa: PLR0913 - one argument per flag, by design
     etcd_password: str | None = None,
     etcd_password_file: str | None = None,
     etcd_timeout: str = "5s",
+    zookeeper: str | None = None,
+    zookeeper_user: str | None = None,
+    zookeeper_password: str | None = None,
+    zookeeper_password_file: str | None = None,
+    given: Iterable[str] = (),
 ) -> Config:
     endpoints = parse_endpoints(etcd_endpoints)
     ttl_seconds = math.ceil(parse_duration(ttl, "--ttl"))
@@ -194,7 +216,15 @@ def build_config(  # noqa: PLR0913 - one argument per flag, by design
                           etcd_cert=etcd_cert, etcd_key=etcd_key, etcd_user=etcd_user,
                           etcd_password=etcd_password, etcd_password_file=etcd_password_file,
                           etcd_timeout=etcd_timeout, endpoints=endpoints)
+    zk = None
+    if zookeeper:
+        check_one_store(zookeeper, given, etcd_endpoints=etcd_endpoints, etcd_cacert=etcd_cacert,
+                        etcd_cert=etcd_cert, etcd_key=etcd_key, etcd_user=etcd_user,
+                        etcd_password_file=etcd_password_file, etcd_timeout=etcd_timeout)
+        zk = zookeeper_settings(zookeeper, zookeeper_user, zookeeper_password,
+                                zookeeper_password_file, session_timeout=ttl_seconds)
     return Config(
+        zookeeper=zk,
         etcd=etcd,
         prefix=normalize_prefix(prefix),
         ttl=ttl_seconds,
@@ -260,3 +290,60 @@ def _etcd_settings(  # noqa: PLR0913
                           "credentials over plaintext)")
     return EtcdSettings(endpoints=endpoints, cacert=cacert, cert=cert, key=key, user=user,
                         password=password, timeout=timeout)
+
+
+# What `--etcd-*` flags are when nobody set them: any other value means etcd was asked for.
+ETCD_DEFAULTS = {"etcd_endpoints": "http://127.0.0.1:2379", "etcd_timeout": "5s"}
+
+
+def check_one_store(zookeeper: str | None, given: Iterable[str] = (),
+                    **etcd_flags: str | None) -> None:
+    """--zookeeper and any --etcd-* flag that was given (`given`: names of flags set on the
+    command line or in the environment) or is not its default: the user named two stores."""
+    if not zookeeper:
+        return
+    named = sorted({f"--{k.replace('_', '-')}" for k, v in etcd_flags.items()
+                    if k in given or (v is not None and v != ETCD_DEFAULTS.get(k))})
+    if named:
+        raise ConfigError(f"--zookeeper and {', '.join(named)} name two stores; give one")
+
+
+def zookeeper_settings(text: str, user: str | None, password: str | None,
+                       password_file: str | None, session_timeout: float = 30.0,
+                       ) -> ZooKeeperSettings:
+    """`HOST:PORT[,HOST:PORT...][/chroot]`, validated; digest auth as user + password."""
+    hosts_part, slash, chroot = text.strip().partition("/")
+    chroot = f"/{chroot}" if slash else ""
+    if chroot:
+        try:
+            chroot = normalize_prefix(chroot)
+        except ConfigError as exc:
+            raise ConfigError(f"--zookeeper {text!r}: chroot {str(exc).split(': ', 1)[-1]}",
+                              ) from None
+    hosts = _zookeeper_hosts(hosts_part)
+    password = read_secret_file(password_file, "--zookeeper-password-file") or password
+    if bool(user) != bool(password):
+        raise ConfigError("ZooKeeper digest auth needs both --zookeeper-user and a password "
+                          "(REGISTRATOR_ZOOKEEPER_PASSWORD or --zookeeper-password-file)")
+    if user and ":" in user:
+        raise ConfigError(f"--zookeeper-user {user!r} contains ':'")
+    return ZooKeeperSettings(",".join(hosts), chroot, user, password,
+                             session_timeout=session_timeout)
+
+
+def _zookeeper_hosts(text: str) -> list[str]:
+    hosts = []
+    for item in (p.strip() for p in text.split(",")):
+        if not item:
+            continue
+        host, sep, port = item.rpartition(":")
+        if not sep or host.endswith(":"):  # no port, or a bare IPv6 address
+            host, port = item, "2181"
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"--zookeeper {item!r}: invalid port")
+        if not host.strip("[]") or any(c in host for c in " @?#"):
+            raise ConfigError(f"--zookeeper {item!r}: want HOST:PORT")
+        hosts.append(f"{host}:{port}")
+    if not hosts:
+        raise ConfigError("--zookeeper names no server (want HOST:PORT[,HOST:PORT...][/chroot])")
+    return hosts

@@ -20,6 +20,7 @@ os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
 # Imported after the environment above: testcontainers reads it on import.
 import docker
 from harness import Containers, Daemon, EtcdServer, new_prefix
+from zk_harness import ZooKeeperServer, zookeeper_available
 
 UNIT = Path(__file__).parent / "unit"
 
@@ -51,6 +52,28 @@ def etcd(docker_client: docker.DockerClient) -> Iterator[EtcdServer]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def zookeeper() -> Iterator[ZooKeeperServer]:
+    """One ZooKeeper for the session (SPEC §10), started from Debian's jars on a free
+    loopback port and stopped by its pid; tests keep apart by prefix, like on etcd."""
+    problem = zookeeper_available()
+    if problem is not None:
+        if os.environ.get("CI"):
+            raise RuntimeError(problem)
+        pytest.skip(problem)
+    server = ZooKeeperServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def store(request: pytest.FixtureRequest) -> EtcdServer | ZooKeeperServer:
+    """The store server a test runs against: etcd, unless parametrized with
+    zk_harness.both_stores."""
+    kind = getattr(request, "param", "etcd")
+    return request.getfixturevalue("zookeeper" if kind == "zookeeper" else "etcd")  # type: ignore[no-any-return]
+
+
 @pytest.fixture
 def containers(docker_client: docker.DockerClient) -> Iterator[Containers]:
     made = Containers(docker_client)
@@ -59,7 +82,8 @@ def containers(docker_client: docker.DockerClient) -> Iterator[Containers]:
 
 
 @pytest.fixture
-def start_daemon(etcd: EtcdServer, tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
+def start_daemon(store: EtcdServer | ZooKeeperServer, tmp_path: Path,
+                 ) -> Iterator[Callable[..., Daemon]]:
     """Start daemons with a prefix and hostname of their own; all are killed at the end and
     the prefix emptied."""
     started: list[Daemon] = []
@@ -67,7 +91,7 @@ def start_daemon(etcd: EtcdServer, tmp_path: Path) -> Iterator[Callable[..., Dae
     hostname = f"host-{uuid.uuid4().hex[:6]}"
 
     def start(*args: str, prefix: str = prefix, hostname: str = hostname,
-              server: EtcdServer = etcd, ready: bool = True,
+              server: EtcdServer | ZooKeeperServer = store, ready: bool = True,
               env: dict[str, str] | None = None) -> Daemon:
         daemon = Daemon(server, prefix, hostname, tmp_path, list(args), env)
         started.append(daemon)
@@ -77,6 +101,6 @@ def start_daemon(etcd: EtcdServer, tmp_path: Path) -> Iterator[Callable[..., Dae
     for daemon in started:
         daemon.kill()
     try:
-        etcd.view.client.delete_prefix(prefix + "/")
+        store.view.delete_prefix(prefix + "/")
     except Exception:  # noqa: BLE001 - cleanup of a store a test may have stopped
         return

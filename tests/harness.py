@@ -77,9 +77,25 @@ class EtcdServer:
         wait_until(self.view.healthy, timeout=30, message="etcd to answer")
         return self
 
+    kind = "etcd"
+
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def daemon_args(self) -> list[str]:
+        return ["--etcd-endpoints", self.endpoint]
+
+    def pause(self) -> None:
+        self.container.get_wrapped_container().pause()
+
+    def resume(self) -> None:
+        self.container.get_wrapped_container().unpause()
+
+    def restart(self) -> None:
+        """Same data, same port (give the server a fixed host_port for that)."""
+        self.container.get_wrapped_container().restart(timeout=1)
+        wait_until(self.view.healthy, timeout=30, message="etcd to answer again")
 
     def stop(self) -> None:
         self.view.close()
@@ -103,6 +119,10 @@ class EtcdView:
     def keys(self, prefix: str) -> set[str]:
         return set(self.items(prefix))
 
+    def created(self, key: str) -> int:
+        """When the key was created (a delete and re-create changes it)."""
+        return int(self.client.get(key)[1].create_revision)
+
     def lease_of(self, key: str) -> int:
         _, meta = self.client.get(key)
         return int(meta.lease_id) if meta is not None else 0
@@ -122,6 +142,9 @@ class EtcdView:
 
     def put(self, key: str, value: str) -> None:
         self.client.put(key, value)
+
+    def delete_prefix(self, prefix: str) -> None:
+        self.client.delete_prefix(prefix)
 
     def delete(self, key: str) -> None:
         self.client.delete(key)
@@ -155,12 +178,18 @@ class JsonLog:
 class Daemon(JsonLog):
     """`registrator run` as a real subprocess, its log in a file."""
 
-    def __init__(self, etcd: EtcdServer, prefix: str, hostname: str, log_dir: Path,
+    def __init__(self, etcd: Any, prefix: str, hostname: str, log_dir: Path,
                  args: list[str], env: dict[str, str] | None = None) -> None:
+        # `etcd`: the store server, EtcdServer or ZooKeeperServer (the name predates the
+        # second store); both have .view and .daemon_args().
         self.etcd, self.prefix, self.hostname = etcd, prefix, hostname
+        self.store = etcd
         self.log_path = log_dir / f"daemon-{uuid.uuid4().hex[:6]}.log"
-        cmd = [sys.executable, "-m", "registrator", "run",
-               "--etcd-endpoints", etcd.endpoint, "--prefix", prefix,
+        default = (etcd.daemon_args() if hasattr(etcd, "daemon_args")
+                   else ["--etcd-endpoints", etcd.endpoint])  # a test's own etcd setup
+        store_args = [] if any(a.startswith(("--etcd-endpoints", "--zookeeper"))
+                               for a in args) else default
+        cmd = [sys.executable, "-m", "registrator", "run", *store_args, "--prefix", prefix,
                "--hostname", hostname, "--ip", "127.0.0.1", "--log-level", "debug", *args]
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRATOR_")}
         self._log = self.log_path.open("w")

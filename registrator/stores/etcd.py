@@ -24,7 +24,6 @@ from pyetcd.client import Endpoint, EtcdTokenCallCredentials, MultiEndpointEtcd3
 from registrator.errors import (
     LeaseLostError,
     StoreError,
-    StoreFullError,
     StoreUnavailableError,
 )
 from registrator.settings import EtcdSettings
@@ -35,6 +34,12 @@ from registrator.stores.base import (
     ChangeStream,
     KeyValue,
     batches,
+)
+from registrator.stores.etcd_errors import (
+    AuthExpiredError,
+    TlsFailedError,
+    TooBigError,
+    convert,
 )
 from registrator.stores.etcd_tls import TLS_ADVICE, check_tls_files, read, tls_reason
 
@@ -67,15 +72,6 @@ _UNAVAILABLE = (
 
 
 _CAUGHT = (*_UNAVAILABLE, ValueError, grpc.RpcError)
-# What gRPC's details say when the TLS session could not be set up. With TLS 1.3 a client
-# certificate etcd rejects is only noticed after the handshake, as "Unwrap failed
-# (TSI_DATA_CORRUPTED)"; a certificate/key pair gRPC cannot use gives "Failed to create
-# security handshaker".
-_TLS_SIGNS = ("certificate_verify_failed", "handshake failed", "ssl_error", "tsi_",
-              "security handshaker", "certificate", "verification check")
-# What gRPC says when the endpoint speaks something other than HTTP/2 (a web server, a
-# proxy, etcd's peer port with TLS off...).
-_NOT_ETCD_SIGNS = ("Failed parsing HTTP/2", "http1.x server", "Received http2 header with status")
 
 
 def _converted(func: Callable[P, R]) -> Callable[P, R]:
@@ -92,11 +88,11 @@ def _converted(func: Callable[P, R]) -> Callable[P, R]:
             try:
                 return func(*args, **kwargs)
             except _CAUGHT as exc:
-                error = _convert(exc)
-            if store is not None and isinstance(error, _AuthExpiredError) and attempt == 1:
+                error = convert(exc)
+            if store is not None and isinstance(error, AuthExpiredError) and attempt == 1:
                 store.reauthenticate(token)
                 continue
-            if store is not None and isinstance(error, _TlsFailedError):
+            if store is not None and isinstance(error, TlsFailedError):
                 error = store.explain_tls(error)
             raise error
         raise AssertionError("unreachable")  # pragma: no cover
@@ -104,72 +100,9 @@ def _converted(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def _convert(exc: BaseException) -> Exception:
-    # The client raises its own exceptions bare, inside the handler of gRPC's: the detail
-    # that says *why* (refused, TLS handshake) is on the gRPC error.
-    cause = exc if isinstance(exc, grpc.RpcError) else exc.__context__
-    if isinstance(cause, grpc.RpcError):
-        return _from_rpc(cause)
-    return StoreUnavailableError(f"etcd unreachable: {exc}")
-
-
 def _op_bytes(op: tuple[str, str | None]) -> int:
     key, value = op
     return len(key.encode()) + len((value or "").encode()) + 32  # + protobuf framing
-
-
-class _TooBigError(StoreError):
-    """etcd refused a transaction for its size (--max-request-bytes) or its number of
-    operations (--max-txn-ops)."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(f"etcd refused the request as too big: {detail}")
-        self.detail = detail
-        self.too_many_ops = "too many operations" in detail
-
-
-class _AuthExpiredError(StoreUnavailableError):
-    """etcd no longer accepts our auth token (it expired while we were away)."""
-
-
-class _TlsFailedError(StoreUnavailableError):
-    """The TLS session with etcd could not be set up."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(f"{TLS_ADVICE}: {detail}")
-        self.detail = detail
-
-
-def _from_rpc(exc: grpc.RpcError) -> Exception:  # noqa: PLR0911 - one return per kind
-    code = exc.code() if hasattr(exc, "code") else None
-    detail = (exc.details() if hasattr(exc, "details") else str(exc)) or ""
-    if code == grpc.StatusCode.NOT_FOUND and "lease" in detail:
-        return LeaseLostError(f"etcd: {detail}")
-    # Tokens expire when idle, and an admin's change to any user or role makes every older
-    # token stale ("revision of auth store is old"): both need a fresh authentication.
-    if (code == grpc.StatusCode.UNAUTHENTICATED
-            or any(s in detail for s in ("invalid auth token", "auth store is old"))):
-        return _AuthExpiredError(f"etcd auth token rejected ({detail}); authenticating again")
-    if any(s in detail for s in _NOT_ETCD_SIGNS):
-        return StoreError(f"something answered, but not etcd's gRPC API ({detail[:160]}); "
-                          "check the port of --etcd-endpoints (etcd's client port is "
-                          "usually 2379)")
-    if ("request is too large" in detail or "too many operations" in detail
-            or "larger than max" in detail):
-        return _TooBigError(detail)
-    if "database space exceeded" in detail or "NOSPACE" in detail:
-        return StoreFullError(f"etcd is out of space (NOSPACE alarm; {detail}): deletes still "
-                              "go through; writes wait until an operator compacts, "
-                              "defragments and runs `etcdctl alarm disarm`")
-    if "authentication failed" in detail:
-        return StoreError(f"etcd authentication failed for --etcd-user: {detail}")
-    if any(s in detail.lower() for s in _TLS_SIGNS):
-        return _TlsFailedError(detail)
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
-                grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL):
-        return StoreUnavailableError(f"etcd unreachable: {detail}")
-    name = code.name if code is not None else "error"
-    return StoreError(f"etcd refused the request ({name}): {detail}")
 
 
 class EtcdStore:
@@ -250,13 +183,13 @@ class EtcdStore:
             try:
                 token = client.authstub.Authenticate(request, s.timeout).token
             except _CAUGHT as exc:
-                raise _convert(exc) from None
+                raise convert(exc) from None
             client.metadata = (("token", token),)
             client.call_credentials = grpc.metadata_call_credentials(
                 EtcdTokenCallCredentials(token))
         log.info("etcd auth token expired or stale; authenticated again")
 
-    def explain_tls(self, error: _TlsFailedError) -> StoreUnavailableError:
+    def explain_tls(self, error: TlsFailedError) -> StoreUnavailableError:
         """gRPC's TLS errors rarely say which side refused what: ask the first secure
         endpoint directly with the standard library, which does."""
         s = self._settings
@@ -310,7 +243,7 @@ class EtcdStore:
         has too many operations."""
         try:
             return self._read_txn(keys)
-        except _TooBigError:
+        except TooBigError:
             if len(keys) == 1:
                 raise
             self._max_ops = max(1, len(keys) // 2)
@@ -358,7 +291,7 @@ class EtcdStore:
         limit) until it passes or a single put is left, which is refused alone."""
         try:
             self._transaction(ops, lease)
-        except _TooBigError as exc:
+        except TooBigError as exc:
             if len(ops) == 1:
                 refused.append(ops[0][0])
                 return
@@ -393,7 +326,7 @@ class EtcdStore:
 
     @_converted
     def watch(self, prefix: str, start_revision: int) -> ChangeStream:
-        return etcd_watch.EtcdChangeStream(self.client, prefix, start_revision, _convert)
+        return etcd_watch.EtcdChangeStream(self.client, prefix, start_revision, convert)
 
     def close(self) -> None:
         with self._lock:

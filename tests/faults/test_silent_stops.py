@@ -15,6 +15,7 @@ import pytest
 from fault_support import converged, web
 from gated_proxy import GatedDockerProxy
 from harness import EtcdServer, free_port, wait_until
+from zk_harness import both_stores
 
 BIG = "x" * 60_000  # passes the 64 KiB entry check; 28 of them pass etcd's 1.5 MiB
 
@@ -180,6 +181,7 @@ def test_a_dead_log_reader_does_not_stop_registration(etcd, containers, how, tmp
 
 
 # -- 5. two daemons, one host name ---------------------------------------------------------------
+@both_stores
 def test_a_second_daemon_for_the_same_host_refuses_then_takes_over_when_told(
         start_daemon, containers, docker_client):
     first = start_daemon()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import signal
 
 from harness import BUSYBOX_IMAGE, published_port, wait_until
+from zk_harness import both_stores
 
 
+@both_stores
 def test_start_registers_full_entry_on_host_lease(start_daemon, containers):
     daemon = start_daemon("--host-label", "zone=a", "--host-label", "rack=7")
     c = containers.run(ports={"80/tcp": ("127.0.0.1", None)},
@@ -31,6 +33,7 @@ def test_start_registers_full_entry_on_host_lease(start_daemon, containers):
     assert view.lease_of(f"{daemon.prefix}/hosts/{daemon.hostname}") == lease
 
 
+@both_stores
 def test_stop_kill_and_destroy_remove_entries_at_once(start_daemon, containers):
     # A TTL far longer than the waits: removal can only come from the events.
     daemon = start_daemon("--ttl", "120")
@@ -46,6 +49,7 @@ def test_stop_kill_and_destroy_remove_entries_at_once(start_daemon, containers):
     wait_until(lambda: not daemon.mine(containers), message="all entries removed")
 
 
+@both_stores
 def test_sigterm_revokes_lease_and_exits_zero(start_daemon, containers):
     daemon = start_daemon("--ttl", "120")
     containers.run(ports={"80/tcp": ("127.0.0.1", None)})
@@ -54,6 +58,7 @@ def test_sigterm_revokes_lease_and_exits_zero(start_daemon, containers):
     assert daemon.etcd.view.keys(daemon.prefix + "/") == set()
 
 
+@both_stores
 def test_keep_on_exit_leaves_entries_on_the_lease(start_daemon, containers):
     daemon = start_daemon("--ttl", "120", "--keep-on-exit")
     containers.run(ports={"80/tcp": ("127.0.0.1", None)})
@@ -64,6 +69,7 @@ def test_keep_on_exit_leaves_entries_on_the_lease(start_daemon, containers):
     assert daemon.etcd.view.lease_ttl(lease) > 0
 
 
+@both_stores
 def test_pause_removes_and_unpause_restores(start_daemon, containers):
     daemon = start_daemon()
     c = containers.run(ports={"80/tcp": ("127.0.0.1", None)})

@@ -7,6 +7,7 @@ import signal
 
 import pytest
 from harness import EtcdServer, Proxy, free_port, wait_until
+from zk_harness import both_stores
 
 LOCAL = ("127.0.0.1", None)
 
@@ -15,6 +16,7 @@ def ids(entries):
     return {v["container_id"] for v in entries.values()}
 
 
+@both_stores
 def test_startup_registers_containers_already_running(start_daemon, containers):
     running = [containers.run(ports={"80/tcp": LOCAL}) for _ in range(3)]
     daemon = start_daemon()
@@ -22,6 +24,7 @@ def test_startup_registers_containers_already_running(start_daemon, containers):
                message="all three registered by the startup reconcile")
 
 
+@both_stores
 def test_restart_after_kill9_cleans_leftovers_at_once(start_daemon, containers):
     # TTL far beyond the test's waits: only the takeover can remove the leftovers.
     first = start_daemon("--ttl", "300")
@@ -41,6 +44,7 @@ def test_restart_after_kill9_cleans_leftovers_at_once(start_daemon, containers):
     wait_until(lambda: view.lease_ttl(old_lease) == -1, message="old lease revoked")
 
 
+@both_stores
 @pytest.mark.slow
 def test_entries_expire_after_kill9(start_daemon, containers):
     daemon = start_daemon("--ttl", "3")
@@ -51,6 +55,7 @@ def test_entries_expire_after_kill9(start_daemon, containers):
                message="every key of the host to expire with the lease")
 
 
+@both_stores
 @pytest.mark.slow
 def test_lease_loss_rewrites_everything_on_a_new_lease(start_daemon, containers):
     daemon = start_daemon("--ttl", "3")
@@ -74,6 +79,7 @@ def test_lease_loss_rewrites_everything_on_a_new_lease(start_daemon, containers)
     assert all(daemon.etcd.view.lease_of(k) == new_lease for k in daemon.mine(containers))
 
 
+@both_stores
 def test_resync_repairs_deleted_and_corrupted_entries(start_daemon, containers):
     daemon = start_daemon("--resync", "500ms")
     view = daemon.etcd.view

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 from harness import BUSYBOX_IMAGE, published_port, wait_until
+from zk_harness import both_stores
 
 LOCAL = ("127.0.0.1", None)  # publish on loopback only, random host port
 
@@ -15,6 +16,7 @@ def by_name(entries):
     return {v["name"]: v for v in entries.values()}
 
 
+@both_stores
 def test_multi_port_udp_and_dual_stack_dedupe(start_daemon, containers):
     daemon = start_daemon()
     # Published on all addresses: Docker lists 0.0.0.0 and [::] bindings for each port.
@@ -133,6 +135,7 @@ def test_internal_mode_uses_container_ip_and_port(start_daemon, containers, dock
         net.remove()
 
 
+@both_stores
 def test_gliderlabs_layout_keys(start_daemon, containers):
     daemon = start_daemon("--layout", "gliderlabs")
     c = containers.run(ports={"80/tcp": LOCAL}, labels={"registrator.name": "legacy"})
@@ -177,6 +180,7 @@ def test_rename_moves_the_default_id(start_daemon, containers):
                == [f"{daemon.hostname}:{new_name}:80"], message="the entry under its new id")
 
 
+@both_stores
 def test_skydns_and_etcd_naming_layouts(start_daemon, containers):
     daemon = start_daemon("--layout", "skydns", "--layout", "etcd-naming",
                           "--skydns-domain", "example.local")
