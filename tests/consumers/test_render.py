@@ -271,6 +271,8 @@ def test_a_burst_gives_few_renders_and_the_final_file_matches(etcd, prefix, tmp_
     expected = "# web backends\n" + "".join(
         f"server s{n:02d} 127.0.0.1:{10000 + 180 + n}\n" for n in range(20))
     wait_until(lambda: dest.read_text() == expected, message="final file")
+    # The "rendered" line is written just after the file: wait for it, not only the file.
+    wait_until(lambda: len(render.logged("rendered")) >= 2, message="the render's log line")
     renders = len(render.logged("rendered")) - 1
     bound = math.ceil(max(elapsed, 1.0) / 0.2) + 1
     sys.stderr.write(f"\n[measured] burst of 200 changes in {elapsed:.2f} s: {renders} renders\n")
