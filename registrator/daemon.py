@@ -95,7 +95,7 @@ class Daemon:
                 raise ConfigError(f"--metrics-addr {host}:{port}: {exc.strerror}") from None
         log.info("starting", version=__version__, hostname=policy.hostname,
                  address=policy.host_ip, prefix=self.cfg.prefix, ttl=self.cfg.ttl,
-                 docker=self.docker.base_url, etcd=getattr(self.store, "describe", str)())
+                 docker=self.docker.base_url, store=getattr(self.store, "describe", str)())
         if self._server is not None:
             self._server.start()
             log.info("serving /metrics and /healthz", port=self._server.port)
