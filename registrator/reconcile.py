@@ -146,7 +146,7 @@ class Reconciler:
             cids.intersection_update(running)
             if not cids:
                 del self._waiting[key]
-        puts, origin = self._missing(final, stored)
+        puts, origin, kept = self._missing(final, stored)
         claimed = {k for entries in final.values() for k in entries} | set(held)
         # Unreadable entries on our own lease are ours (our index named them): removed.
         ours = {k for k in unreadable if stored[k].lease in (self.lease, self.adopt or -1)}
@@ -156,8 +156,6 @@ class Reconciler:
         deletes = [k for service in stale.values() for k in self.renderer.owned_keys(service)]
         deletes += [k for k in ours if k not in claimed]
         # Index keys of no entry we keep (its entry gone, unreadable, another host's now).
-        kept = {k for entries in final.values() for service in entries.values()
-                for k in self.renderer.owned_keys(service)}
         deletes += [kv.key for kv in index if kv.key not in kept
                     and kv.value.decode("utf-8", "replace") not in held]
         refused = self.store.apply(list(puts.items()), deletes, self.lease)
@@ -191,11 +189,12 @@ class Reconciler:
                                  f"{record.lease:x}, not ours ({self.lease:x})")
 
     def _missing(self, final: dict[str, Entries], stored: Mapping[str, KeyValue],
-                 ) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+                 ) -> tuple[dict[str, str], dict[str, tuple[str, str]], set[str]]:
         """Keys (ours and the host record) that are absent, differ, or sit on another lease,
-        and which (primary key, container) each one belongs to."""
+        which (primary key, container) each one belongs to, and every key the entries own."""
         puts: dict[str, str] = {}
         origin: dict[str, tuple[str, str]] = {}
+        owned: set[str] = set()
         for cid, entries in final.items():
             for key, service in entries.items():
                 # Keep the first registration time across resyncs and daemon restarts.
@@ -203,6 +202,7 @@ class Reconciler:
                          or self.clock())
                 self._registered_at[key] = stamp
                 rendered = self.renderer.render(service, stamp)
+                owned.update(rendered)
                 changed = {k: v for k, v in rendered.items()
                            if not _same(stored.get(k), v, self.lease)}
                 puts.update(changed)
@@ -211,7 +211,7 @@ class Reconciler:
         record = self.host_record(self.lease)
         if not _same(stored.get(host_key), record, self.lease):
             puts[host_key] = record
-        return puts, origin
+        return puts, origin, owned
 
     # -- who holds a key ----------------------------------------------------------------------
     def _arbitrate(self, wanted: dict[str, Entries], held: Mapping[str, str],
