@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from registrator import logs
-from registrator.cli import ENV, _option, cli, open_store, store_options
+from registrator.cli import ENV, _option, open_store, store_options
 from registrator.configvalues.crypt import encrypt as crypt_encrypt
 from registrator.configvalues.names import (
     ConfigLayout,
@@ -282,7 +282,3 @@ def exec_(  # noqa: PLR0913 - one argument per flag, by design
     finally:
         store.close()
     sys.exit(code)
-
-
-# Registered here rather than in cli.py so that importing either module first works.
-cli.add_command(config)

@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -29,13 +30,16 @@ from registrator.health import HealthMonitor
 from registrator.inspector import Inspector
 from registrator.keys import KeySpace
 from registrator.layouts import Renderer
-from registrator.metrics import Metrics, MetricsServer
+from registrator.metrics import Metrics
 from registrator.reconcile import Reconciler, now_iso
 from registrator.retrying import Retrier, Stopped
 from registrator.settings import Config
 from registrator.stores.base import Store
 from registrator.takeover import Instance, previous_lease
 from registrator.workqueue import Work, WorkQueue
+
+if TYPE_CHECKING:
+    from registrator.metrics_server import MetricsServer
 
 log = structlog.get_logger("registrator.daemon")
 _JOIN_TIMEOUT = 10.0
@@ -87,6 +91,8 @@ class Daemon:
         policy = self.cfg.policy
         threads: list[threading.Thread] = []
         if self.cfg.metrics_addr is not None:
+            from registrator.metrics_server import MetricsServer  # noqa: PLC0415 - on request
+
             try:
                 self._server = MetricsServer(self.metrics, self.cfg.metrics_addr,
                                              self.health_problem)

@@ -6,11 +6,8 @@ the lease is alive; otherwise 503 with a one-line reason. Nothing here ever hold
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterable
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 # Event -> store-write-acknowledged, from a few ms (the floor here) to seconds (outages).
 LATENCY_BUCKETS = (0.002, 0.004, 0.006, 0.008, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
@@ -90,41 +87,3 @@ class Metrics:
 
     def _ttl_left(self) -> float:
         return max(0.0, self._ttl - (time.monotonic() - self._renewed_at)) if self._ttl else 0.0
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, *_: Any) -> None:
-        return  # scrapes every few seconds are not worth a log line each
-
-
-class MetricsServer:
-    """/metrics and /healthz on one small WSGI server in a daemon thread."""
-
-    def __init__(self, metrics: Metrics, address: tuple[str, int],
-                 health: Callable[[], str | None]) -> None:
-        from prometheus_client import make_wsgi_app  # noqa: PLC0415 - served only on request
-
-        self._metrics_app = make_wsgi_app(metrics.registry)
-        self._health = health
-        self._server: WSGIServer = make_server(address[0], address[1], self._app,
-                                               handler_class=_QuietHandler)
-        self.port = self._server.server_port
-        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics",
-                                        daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == "/healthz":
-            problem = self._health()
-            status = "200 OK" if problem is None else "503 Service Unavailable"
-            body = (problem or "ok").encode() + b"\n"
-            start_response(status, [("Content-Type", "text/plain; charset=utf-8"),
-                                    ("Content-Length", str(len(body)))])
-            return [body]
-        return self._metrics_app(environ, start_response)  # type: ignore[no-any-return]

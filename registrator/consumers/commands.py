@@ -25,7 +25,7 @@ from registrator.consumers.templates import Snapshot
 from registrator.durations import seconds
 from registrator.errors import ConfigError, StoreError, TransientError
 from registrator.keys import KeySpace
-from registrator.metrics import MetricsServer
+from registrator.metrics_server import MetricsServer
 from registrator.settings import parse_metrics_addr
 from registrator.stores.base import Change, Store
 

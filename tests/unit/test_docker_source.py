@@ -45,12 +45,14 @@ class Response:
         self.data = body if isinstance(body, bytes) else json.dumps(body).encode()
 
 
-class Pool:
+class Canned:
+    """Stands in for engine.Connections: every GET gets the same answer."""
+
     def __init__(self, response: Response) -> None:
         self.response = response
 
-    def urlopen(self, *_args: Any, **_kwargs: Any) -> Response:
-        return self.response
+    def get(self, _path: str) -> tuple[int, bytes]:
+        return self.response.status, self.response.data
 
     def close(self) -> None:
         return
@@ -58,7 +60,8 @@ class Pool:
 
 def source(response: Response) -> DockerSource:
     src = DockerSource({"DOCKER_HOST": "unix:///nonexistent.sock"})
-    src._fast = (Pool(response), "/v1.41")  # noqa: SLF001 - the engine's answer, canned
+    src._connections = Canned(response)  # type: ignore[assignment]  # noqa: SLF001
+    src._prefix = "/v1.41"  # noqa: SLF001 - the version is known: no /version asked
     return src
 
 
