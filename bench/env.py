@@ -78,10 +78,13 @@ class Bench:
 
     def daemon(self, prefix: str, *args: str, docker_host: str | None = None,
                log: Path | None = None, store: list[str] | None = None,
-               ) -> subprocess.Popen[bytes]:
+               code: Path | None = None) -> subprocess.Popen[bytes]:
+        """A daemon of this tree's code, or of the `registrator` package under `code`."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRATOR_")}
         if docker_host:
             env["DOCKER_HOST"] = docker_host
+        if code is not None:
+            env["PYTHONPATH"] = str(code)
         out = (log or Path(os.devnull)).open("ab")
         with out:
             return subprocess.Popen(

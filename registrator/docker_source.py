@@ -172,6 +172,10 @@ class DockerSource:
         status, data = self._connections.get(path)
         if gone_ok and (status == HTTPStatus.NOT_FOUND or _podman_gone(status, data)):
             return None
+        return self._answer(status, data, what)
+
+    @staticmethod
+    def _answer(status: int, data: bytes, what: str) -> Any:
         if status != HTTPStatus.OK:
             raise DockerUnavailableError(
                 f"docker: {what}: HTTP {status}: {short(data[:400].decode('utf-8', 'replace'))}")
@@ -186,7 +190,10 @@ class DockerSource:
     def engine_id(self) -> str:
         """The engine's own id: tells whether another daemon's host record came from this
         very Docker host."""
-        info = self._get(self._versioned("/info"), "info")
+        status, data = self._connections.get(self._versioned("/info"))
+        if status == HTTPStatus.FORBIDDEN:
+            return ""  # a socket proxy that allows no /info: the engine stays unknown
+        info = self._answer(status, data, "info")
         return str(info.get("ID") or "") if isinstance(info, dict) else ""
 
     @_converted

@@ -90,8 +90,8 @@ def _start_time(pid: str) -> str:
 
 def writer_alive(other: Instance, me: Instance, docker: Engine) -> bool | None:
     """Whether the process that wrote `other` still runs; None when this host cannot tell."""
-    if other.engine != me.engine:
-        return None
+    if not me.engine or other.engine != me.engine:
+        return None  # "": a socket proxy refused /info, the engine is unknown
     if other.container is not None:
         if other.container == me.container:
             return False  # an earlier run in this very container

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -306,8 +307,10 @@ class Proxy:
     passes: bytes each way, and requests when given a counter factory (one per connection)."""
 
     def __init__(self, target: str | tuple[str, int], listen: str | None = None,
-                 requests: Callable[[], Callable[[bytes], int]] | None = None) -> None:
+                 requests: Callable[[], Callable[[bytes], int]] | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.target = target
+        self._tls = tls  # a server-side context: clients speak TLS to the proxy
         self.listen = listen if listen is not None else ("127.0.0.1", free_port())
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -370,6 +373,14 @@ class Proxy:
                 client, _ = server.accept()
             except OSError:
                 return
+            if self._tls is not None:
+                try:
+                    client.settimeout(5)
+                    client = self._tls.wrap_socket(client, server_side=True)
+                    client.settimeout(None)
+                except OSError:  # a handshake refused (wrong CA, no certificate)
+                    client.close()
+                    continue
             upstream = self._socket(self.target)
             try:
                 upstream.connect(self.target)

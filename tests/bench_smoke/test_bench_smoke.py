@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = {"quiet_loop", "latency", "burst", "cold_start", "liveness_few", "liveness_many",
             "recovery", "footprint_idle", "footprint_after_burst", "footprint_many", "fleet",
-            "machine", "zookeeper"}
+            "machine", "zookeeper", "footprint"}
 
 
 def test_quick_bench_runs_and_writes_every_section(tmp_path):
@@ -28,4 +28,6 @@ def test_quick_bench_runs_and_writes_every_section(tmp_path):
     assert all(r["entries"] == r["daemons"] * 5 for r in result["fleet"]["runs"])
     assert "read/resync" in done.stdout
     assert result["zookeeper"]["latency"]["n"] == 5
+    assert result["footprint"]["after"]["rss_mb"] > 0
+    assert "exec -> last entry" in done.stdout
     assert "zookeeper: event -> visible p50" in done.stdout

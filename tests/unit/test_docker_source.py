@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from registrator.docker_source import DockerSource, Hint, container_hint
+from registrator.docker_source import DockerSource, Hint, container_hint, slim
 from registrator.errors import DockerUnavailableError
 
 CID = "f9cb29158c2384307f3e9c5851d0eaa8d55b8c2927e35bacee44cf790f2fc4f1"
@@ -83,3 +83,25 @@ def test_inspect_of_a_gone_container_is_none(response):
 def test_other_failures_are_docker_unavailable(response):
     with pytest.raises(DockerUnavailableError):
         source(response).inspect("x")
+
+
+def test_an_engine_id_refused_by_a_socket_proxy_is_unknown_not_an_outage():
+    assert source(Response(403, {"message": "forbidden by the proxy"})).engine_id() == ""
+    assert source(Response(200, {"ID": "ENGINE"})).engine_id() == "ENGINE"
+    with pytest.raises(DockerUnavailableError):
+        source(Response(500, {"message": "boom"})).engine_id()
+
+
+def test_slim_keeps_what_is_read_and_drops_the_rest():
+    full = {"Id": "x", "Name": "/web", "GraphDriver": {"Data": {}}, "Mounts": [{}],
+            "State": {"Running": True, "Health": {"Status": "healthy", "Log": ["big"] * 5}},
+            "Config": {"Labels": {"a": "b"}, "Env": ["A=1"], "Cmd": ["sleep"], "Image": "i"},
+            "HostConfig": {"NetworkMode": "bridge", "Binds": ["/x:/y"]},
+            "NetworkSettings": {"Ports": {"80/tcp": None}, "Networks": {}, "SandboxKey": "k"}}
+    assert slim(full) == {
+        "Id": "x", "Name": "/web",
+        "State": {"Running": True, "Health": {"Status": "healthy"}},
+        "Config": {"Labels": {"a": "b"}, "Env": ["A=1"], "Image": "i"},
+        "HostConfig": {"NetworkMode": "bridge"},
+        "NetworkSettings": {"Ports": {"80/tcp": None}, "Networks": {}}}
+    assert slim({"Id": "x"}) == {"Id": "x"}  # missing sections stay missing

@@ -52,6 +52,13 @@ def test_another_engine_cannot_tell():
     assert writer_alive(replace(ME, engine="E2"), ME, Engine()) is None
 
 
+def test_an_unknown_engine_cannot_tell_even_when_both_are_unknown():
+    # A socket proxy that refuses /info leaves the engine id empty on two different hosts:
+    # "" == "" must not make one's container look like a dead one on the other's engine.
+    other = replace(ME, engine="", container="b" * 64)
+    assert writer_alive(other, replace(ME, engine=""), Engine()) is None
+
+
 class TtlStore(MemoryStore):
     def __init__(self, ttls):
         super().__init__()
