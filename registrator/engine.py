@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from registrator.errors import ConfigError
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
+_LINE_MAX = 1 << 20  # an engine event is a few hundred bytes
 _IDLE_MAX = 10  # the inspect workers and a spare; more are closed after use
 # A kept-alive connection the engine closed meanwhile fails on first use in one of these
 # ways; a GET is then sent again once, on a new connection (what urllib3 does as well).
@@ -186,12 +187,25 @@ class Stream:
                  response: http.client.HTTPResponse) -> None:
         self.conn, self.sock, self.response = conn, sock, response
         self.status = response.status
+        self._closed = False
 
     def readline(self) -> bytes:
-        """The next line, b"" at the end (the engine closed it, or close() was called)."""
-        return self.response.readline()
+        """The next line, b"" at the end (the engine closed it, or close() was called).
+        A line past _LINE_MAX is not an event: ValueError, rather than memory without end."""
+        try:
+            line = self.response.readline(_LINE_MAX)
+        except (http.client.HTTPException, OSError, ValueError, AttributeError):
+            # What a read cut by close() raises: a torn chunk header, a response whose file
+            # close() took. After close() that is simply the end.
+            if self._closed:
+                return b""
+            raise
+        if len(line) >= _LINE_MAX and not line.endswith(b"\n"):
+            raise ValueError(f"a line of over {_LINE_MAX} bytes in the answer")
+        return line
 
     def close(self) -> None:
+        self._closed = True
         with contextlib.suppress(OSError):  # already closed by the engine
             self.sock.shutdown(socket.SHUT_RDWR)  # wakes a reader blocked in recv()
         self.response.close()
