@@ -95,7 +95,9 @@ class Bench:
                  # Only the bench's own (labelled) containers: others on this dockerd would
                  # add their writes to what the bench counts.
                  "--explicit", *args],
-                stdout=out, stderr=out, env=env)
+                # -m puts the working directory first on sys.path: run other code from its
+                # own directory, or this tree's package would shadow it.
+                stdout=out, stderr=out, env=env, cwd=code)
 
     def remove(self, ids: list[str]) -> None:
         for cid in ids:
