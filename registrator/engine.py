@@ -64,9 +64,12 @@ class Endpoint:
         parts = urlsplit(self.url)
         scheme = parts.scheme.lower()
         if scheme == "unix":
-            if not parts.path:
+            # As the CLI: everything after "unix://" is the path (unix://run/d.sock is
+            # relative), not a host and a path as urlsplit would have it.
+            path = self.url[len("unix://"):]
+            if not path:
                 raise ConfigError(f"DOCKER_HOST {self.url!r}: no socket path")
-            return lambda: UnixConnection(parts.path, timeout)
+            return lambda: UnixConnection(path, timeout)
         if scheme not in ("tcp", "http", "https"):
             raise ConfigError(
                 f"DOCKER_HOST {self.url!r}: unix:// or tcp:// (with DOCKER_TLS_VERIFY and "

@@ -85,6 +85,14 @@ def connections(server: Server) -> Connections:
     return Connections(Endpoint(f"unix://{server.server_address}", None).connector(5))
 
 
+def test_a_relative_socket_path_is_a_path_as_for_the_docker_cli(server, monkeypatch):
+    sock = Path(server.server_address)
+    monkeypatch.chdir(sock.parent.parent)
+    relative = Connections(Endpoint(f"unix://{sock.parent.name}/{sock.name}", None).connector(5))
+    assert relative.get("/x")[0] == 200
+    relative.close()
+
+
 def test_a_kept_alive_connection_is_reused(server):
     conns = connections(server)
     assert [conns.get("/a")[0], conns.get("/b")[0], conns.get("/c")[0]] == [200, 200, 200]
