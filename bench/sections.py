@@ -11,6 +11,7 @@ import statistics
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -82,10 +83,23 @@ class MinimalRegistrator:
                                     "label": [f"{LABEL}={b.tag}"]}))
         self.events.request("GET", f"/events?filters={filters}")
         self.response = self.events.getresponse()
+        # Connected before the first event can come: its latency is not a connect's.
+        self.write = self.writer()
         threading.Thread(target=self._run, daemon=True).start()
 
+    def writer(self) -> Callable[[str, str], None]:
+        """One store write: here a put through etcd's JSON gateway, kept alive."""
+        put = http.client.HTTPConnection("127.0.0.1", self.b.server.port)
+
+        def write(key: str, value: str) -> None:
+            put.request("POST", "/v3/kv/put", json.dumps({"key": _b64(key),
+                                                          "value": _b64(value)}))
+            put.getresponse().read()
+
+        return write
+
     def _run(self) -> None:
-        inspect, put = UnixHTTP(), http.client.HTTPConnection("127.0.0.1", self.b.server.port)
+        inspect = UnixHTTP()
         try:
             while line := self.response.readline():
                 if not line.strip().startswith(b"{"):
@@ -94,11 +108,11 @@ class MinimalRegistrator:
                 inspect.request("GET", f"/containers/{cid}/json")
                 data = json.loads(inspect.getresponse().read())
                 port = data["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"]
-                put.request("POST", "/v3/kv/put", json.dumps({
-                    "key": _b64(f"{self.prefix}/{cid}"), "value": _b64(f"127.0.0.1:{port}")}))
-                put.getresponse().read()
+                self.write(f"{self.prefix}/{cid}", f"127.0.0.1:{port}")
         except (OSError, ValueError, AttributeError, http.client.HTTPException):
             return  # AttributeError: the response read after close() from another thread
+        except Exception:  # noqa: BLE001 - a store client's own error ends the floor too
+            return
 
     def close(self) -> None:
         self.events.sock.shutdown(socket.SHUT_RDWR)
