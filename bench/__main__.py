@@ -39,7 +39,7 @@ from sections import (
 from zookeeper import rows as zookeeper_rows
 from zookeeper import zookeeper_run
 
-FULL = {"latency": 50, "burst": 200, "cold": 300, "window": 30.0, "quiet": 200, "rounds": 3,
+FULL = {"latency": 50, "burst": 200, "cold": 300, "window": 30.0, "quiet": 200, "rounds": 5,
         "fleet": (1, 5, 20), "fleet_containers": 100, "fleet_window": 10.0}
 QUICK = {"latency": 5, "burst": 10, "cold": 20, "window": 4.0, "quiet": 20, "rounds": 1,
          "fleet": (1, 3), "fleet_containers": 5, "fleet_window": 4.0}
@@ -85,7 +85,10 @@ def run(sizes: dict[str, Any], tmp: Path) -> dict[str, Any]:
         # The same two measures with the daemon on ZooKeeper, against the same floor.
         out["zookeeper"] = zookeeper_run(b, starts, sizes, floor, tmp)
 
-        b.remove(b.ids[sizes["cold"]:])  # exactly `cold` running: the 300
+        if b.ids[sizes["cold"]:]:
+            b.remove(b.ids[sizes["cold"]:])  # exactly `cold` running: the 300
+            time.sleep(2)  # dockerd tears networks down after a removal returns: let it
+
         while len(b.ids) < sizes["cold"]:
             b.run(f"fill{len(b.ids)}")
         # Before any daemon of this run holds the same containers: each start is alone.
