@@ -7,7 +7,6 @@ Run: .venv/bin/python bench/lb_latency.py [starts]"""
 
 from __future__ import annotations
 
-import http.client
 import shutil
 import signal
 import statistics
@@ -19,7 +18,7 @@ import uuid
 from pathlib import Path
 
 from env import LABEL, Bench, Watch, stop, wait_until
-from harness import BUSYBOX_IMAGE, free_port
+from harness import BUSYBOX_IMAGE, answer, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT_MIN_MS = 50
@@ -27,16 +26,7 @@ HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
 
 def get(port: int) -> str | None:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-    try:
-        conn.request("GET", "/")
-        response = conn.getresponse()
-        body = response.read().decode().strip()
-    except OSError:
-        return None
-    finally:
-        conn.close()
-    return body if response.status == 200 else None
+    return answer(port, timeout=1)
 
 
 def pct(values: list[float], q: float) -> float:

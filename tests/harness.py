@@ -5,6 +5,7 @@ apart from the daemon's store module on purpose: the tests check the store indep
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import signal
@@ -52,6 +53,33 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def answer(port: int, timeout: float = 2.0) -> str | None:
+    """The body of GET / on 127.0.0.1:port when it is a 200 (a load balancer's backend
+    answering), None otherwise or when nothing answers."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        body = response.read().decode().strip()
+    except OSError:
+        return None
+    finally:
+        conn.close()
+    return body if response.status == 200 else None
+
+
+def terminate(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
+    """SIGTERM, and SIGKILL if it has not exited within `grace` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
 
 
 class EtcdServer:

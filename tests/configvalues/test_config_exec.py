@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from config_support import clean_env, exec_cmd
-from harness import Proxy, wait_until
+from harness import Proxy, terminate, wait_until
 
 # A program that records its environment and every signal it gets, one JSON line each, in
 # the file named by argv[1]; it exits 0 on SIGTERM, after recording it.
@@ -82,14 +82,7 @@ class Exec:
         return self.proc.wait(timeout)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            # SIGTERM first: exec passes it on and waits for the program.
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        terminate(self.proc)  # SIGTERM first: exec passes it on and waits for the program
         for stream in (self.proc.stdout, self.proc.stderr, self._err):
             if stream is not None:
                 stream.close()

@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from harness import JsonLog, wait_until
+from harness import JsonLog, terminate, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 # Debian puts it in /usr/sbin, which is not on every user's PATH.
@@ -95,13 +95,7 @@ class HAProxy:
         return f"kill -USR2 {self.proc.pid}"
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        terminate(self.proc)
         self.log.close()
 
 

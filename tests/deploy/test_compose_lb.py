@@ -4,7 +4,6 @@ follows."""
 
 from __future__ import annotations
 
-import http.client
 import os
 import shutil
 import subprocess
@@ -12,7 +11,7 @@ import uuid
 
 import pytest
 from deploy_support import ROOT
-from harness import BUSYBOX_IMAGE, ETCD_IMAGE, free_port, wait_until
+from harness import BUSYBOX_IMAGE, ETCD_IMAGE, answer, free_port, wait_until
 
 COMPOSE_FILE = ROOT / "examples" / "haproxy" / "compose.yaml"
 HAPROXY_IMAGE = os.environ.get("REGISTRATOR_TEST_HAPROXY_IMAGE", "registrator-test/haproxy:2.6")
@@ -46,19 +45,6 @@ def lb_project(image, docker_gid, haproxy_image):
         yield env, compose
     finally:
         compose("down", "-v", "--remove-orphans", "-t", "20")
-
-
-def answer(port: int) -> str | None:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        conn.request("GET", "/")
-        response = conn.getresponse()
-        body = response.read().decode().strip()
-    except OSError:
-        return None
-    finally:
-        conn.close()
-    return body if response.status == 200 else None
 
 
 def test_compose_example_balances_over_the_scaled_service(lb_project):

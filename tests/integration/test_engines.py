@@ -17,7 +17,7 @@ from typing import Any
 
 import docker
 import pytest
-from harness import BUSYBOX_IMAGE, TEST_LABEL, Containers, wait_until
+from harness import BUSYBOX_IMAGE, TEST_LABEL, Containers, terminate, wait_until
 
 LOCAL = ("127.0.0.1", None)
 EVENTS_ONLY = ("--ttl", "120", "--resync", "0")
@@ -51,12 +51,7 @@ def podman_engine(tmp_path_factory) -> Iterator[Engine]:
         yield Engine("podman", client, {"DOCKER_HOST": url})
         client.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        terminate(proc, grace=30)
         sock.unlink(missing_ok=True)
 
 

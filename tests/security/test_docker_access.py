@@ -39,8 +39,9 @@ def _docker_tls(pki, tmp_path, ca: str = "ca"):
     return Proxy("/var/run/docker.sock", tls=server), certs
 
 
-def test_docker_host_tcp_with_tls_client_certificates(start_daemon, containers, tmp_path):
-    proxy, certs = _docker_tls(make_pki(mkdir(tmp_path / "pki")), tmp_path)
+def test_docker_host_tcp_with_tls_client_certificates(start_daemon, containers, tmp_path,
+                                                     tmp_path_factory):
+    proxy, certs = _docker_tls(make_pki(tmp_path_factory.mktemp("pki")), tmp_path)
     try:
         daemon = start_daemon(env={"DOCKER_HOST": f"tcp://127.0.0.1:{proxy.port}",
                                    "DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": str(certs)})
@@ -55,8 +56,10 @@ def test_docker_host_tcp_with_tls_client_certificates(start_daemon, containers, 
         proxy.cut()
 
 
-def test_docker_tls_with_an_untrusted_server_is_retried_and_named(start_daemon, tmp_path):
-    proxy, certs = _docker_tls(make_pki(mkdir(tmp_path / "pki")), tmp_path, ca="other-ca")
+def test_docker_tls_with_an_untrusted_server_is_retried_and_named(start_daemon, tmp_path,
+                                                                  tmp_path_factory):
+    proxy, certs = _docker_tls(make_pki(tmp_path_factory.mktemp("pki")), tmp_path,
+                               ca="other-ca")
     try:
         daemon = start_daemon(ready=False, env={
             "DOCKER_HOST": f"tcp://127.0.0.1:{proxy.port}", "DOCKER_TLS_VERIFY": "1",
@@ -75,8 +78,3 @@ def test_docker_host_over_ssh_is_refused_in_one_line(start_daemon):
     text = daemon.log_path.read_text()
     assert "DOCKER_HOST 'ssh://user@127.0.0.1'" in text
     assert "Traceback" not in text
-
-
-def mkdir(path):
-    path.mkdir()
-    return path
