@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -204,12 +205,18 @@ def healthcheck(metrics_addr: str | None, timeout: float) -> None:
 # Read-only consumers of the registry (SPEC §8).
 
 
-def _consumer(flags: dict[str, Any]) -> tuple[Store, Any]:
+@contextlib.contextmanager
+def _consumer(flags: dict[str, Any]) -> Iterator[tuple[Store, Any]]:
+    """The store and key space a read-only subcommand works on; the store closed after."""
     from registrator import logs
     from registrator.keys import KeySpace
 
     logs.configure(flags.get("log_level") or "warning")
-    return open_store(flags), KeySpace(flags["prefix"])
+    store = open_store(flags)
+    try:
+        yield store, KeySpace(flags["prefix"])
+    finally:
+        store.close()
 
 
 _LOG_LEVEL = click.Choice(["debug", "info", "warning", "error"])
@@ -225,11 +232,8 @@ def ls_command(name: str | None, **flags: Any) -> None:
     """Show what is registered: a table, or JSON for scripts."""
     from registrator.consumers import commands
 
-    store, keys = _consumer(flags)
-    try:
+    with _consumer(flags) as (store, keys):
         commands.ls(store, keys, name, flags["host"], flags["as_json"], flags["hosts"])
-    finally:
-        store.close()
 
 
 @cli.command(name="watch", context_settings=ENV)
@@ -241,11 +245,8 @@ def watch_command(name: str | None, **flags: Any) -> None:
     """Print one line per change under the prefix, from now on; survives store outages."""
     from registrator.consumers import commands
 
-    store, keys = _consumer(flags)
-    try:
+    with _consumer(flags) as (store, keys):
         commands.watch(store, keys, name, flags["as_json"])
-    finally:
-        store.close()
 
 
 @cli.command(name="render", context_settings=ENV)
@@ -276,11 +277,8 @@ def render_command(**flags: Any) -> None:
     """Keep files rendered from the registry: checked, swapped in, reloaded."""
     from registrator.consumers import commands
 
-    store, keys = _consumer(flags)
-    try:
+    with _consumer(flags) as (store, keys):
         commands.render(store, keys, flags)
-    finally:
-        store.close()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -161,13 +161,7 @@ class EtcdView:
 
     def services(self, prefix: str) -> dict[str, dict[str, Any]]:
         """Readable entries; tests that plant junk values read those with items()."""
-        out = {}
-        for key, value in self.items(prefix + "/services/").items():
-            try:
-                out[key] = json.loads(value)
-            except ValueError:
-                continue
-        return out
+        return readable_entries(self.items(prefix + "/services/"))
 
     def put(self, key: str, value: str) -> None:
         self.client.put(key, value)
@@ -285,6 +279,17 @@ class Containers:
             except docker.errors.NotFound:
                 continue
         self.ids.clear()
+
+
+def readable_entries(items: dict[str, bytes]) -> dict[str, dict[str, Any]]:
+    """The values that parse as JSON, by key (either store's view)."""
+    out = {}
+    for key, value in items.items():
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            continue
+    return out
 
 
 def new_prefix() -> str:

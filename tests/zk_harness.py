@@ -5,7 +5,6 @@ through kazoo directly: like the etcd view, kept apart from the daemon's store m
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import random
 import shutil
@@ -18,7 +17,7 @@ from typing import Any
 import kazoo.protocol.connection
 import kazoo.retry
 import pytest
-from harness import free_port, wait_until
+from harness import free_port, readable_entries, wait_until
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError, NotEmptyError
 
@@ -165,13 +164,7 @@ class ZkView:
         return {p for p, _, _ in self._nodes("/") if not p.startswith("/zookeeper")}
 
     def services(self, prefix: str) -> dict[str, dict[str, Any]]:
-        out = {}
-        for key, value in self.items(prefix + "/services/").items():
-            try:
-                out[key] = json.loads(value)
-            except ValueError:
-                continue
-        return out
+        return readable_entries(self.items(prefix + "/services/"))
 
     def put(self, key: str, value: str) -> None:
         if self.client.exists(key):
