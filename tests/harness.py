@@ -220,11 +220,17 @@ class Daemon(JsonLog):
                                      env={**full_env, **(env or {})})
 
     def wait_ready(self) -> Daemon:
-        """Ready once the first full reconcile has written this host's record."""
-        wait_until(lambda: self.host_record() is not None or self.proc.poll() is not None,
+        """Ready once the first full reconcile has written this host's record: this daemon's
+        own (its pid in it), not one an earlier run left behind, which would make a test
+        that restarts a daemon go on before the new one took over."""
+        wait_until(lambda: self.wrote_host_record() or self.proc.poll() is not None,
                    timeout=20, message="daemon to write its host record")
         assert self.proc.poll() is None, f"daemon exited: {self.log_path.read_text()[-3000:]}"
         return self
+
+    def wrote_host_record(self) -> bool:
+        record = self.host_record()
+        return bool(record) and (record.get("instance") or {}).get("pid") == self.proc.pid
 
     def host_record(self) -> dict[str, Any] | None:
         raw = self.etcd.view.items(f"{self.prefix}/hosts/{self.hostname}")
