@@ -281,8 +281,11 @@ class ZooKeeperStore:
                 self._mine(ops if session else [])
                 return
             results = txn.commit_async().get(timeout=self._settings.timeout)
+            # The ops before the one that failed come back RolledBackError, those after it
+            # RuntimeInconsistency: neither is a failure of its own.
             failures = [(key, r) for key, r in zip(planned, results, strict=True)
-                        if isinstance(r, Exception) and not isinstance(r, kz.RolledBackError)]
+                        if isinstance(r, Exception)
+                        and not isinstance(r, (kz.RolledBackError, kz.RuntimeInconsistency))]
             if not failures:
                 self._parents.update(a for key, value in ops if value is not None
                                      for a in ancestors(key))
