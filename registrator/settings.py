@@ -4,6 +4,7 @@ validated into one frozen Config. Every problem is a ConfigError with one line n
 from __future__ import annotations
 
 import ipaddress
+import json
 import math
 import os
 import socket
@@ -13,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from registrator import durations
-from registrator.desired import Policy
+from registrator.desired import MAX_ENTRY_BYTES, Policy
 from registrator.errors import ConfigError
 from registrator.keys import normalize_prefix, segment_problem
 from registrator.layouts import DNS_LABEL
@@ -114,13 +115,23 @@ def parse_domain(text: str) -> str:
     return domain
 
 
+# The rest of a host record (name, address, lease, version, instance) is well under 1 KiB.
+_MAX_HOST_LABEL_BYTES = MAX_ENTRY_BYTES - 1024
+
+
 def parse_host_labels(items: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--host-label {item!r} must look like key=value")
+            raise ConfigError(f"--host-label {item[:64]!r} must look like key=value")
         out[key.strip()] = value
+    # The host record carries them: one too big for the store would never be written (a
+    # ZooKeeper znode holds under 1 MB), and consumers skip records over MAX_ENTRY_BYTES.
+    size = len(json.dumps(out).encode())
+    if size > _MAX_HOST_LABEL_BYTES:
+        raise ConfigError(f"--host-label: the labels add up to {size} bytes; the host record "
+                          f"holds at most {_MAX_HOST_LABEL_BYTES}")
     return tuple(sorted(out.items()))
 
 

@@ -158,6 +158,7 @@ def test_password_never_in_repr(tmp_path, source):
         ({"etcd_endpoints": "http://:2379"}, "--etcd-endpoints"),
         ({"host_label": ("novalue",)}, "--host-label"),
         ({"host_label": ("=value",)}, "--host-label"),
+        ({"host_label": ("a=" + "x" * 40_000, "b=" + "y" * 40_000)}, "--host-label"),
         ({"ip": "abc"}, "--ip"),
         ({"ip": "300.1.1.1"}, "--ip"),
         ({"ip": "0.0.0.0"}, "--ip"),
