@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from registrator import __version__
-from registrator.errors import ConfigError
+from registrator.errors import ConfigError, StoreError
 from registrator.stores.base import Store
 
 ENV = {"auto_envvar_prefix": "REGISTRATOR", "show_default": True}
@@ -106,21 +106,37 @@ def given_flags() -> list[str]:
             if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)]
 
 
-def open_store(flags: dict[str, Any]) -> Store:
-    """The store named by the shared store flags (a subcommand's other flags are ignored)."""
-    from registrator.settings import check_one_store, store_settings, zookeeper_settings
+def open_store(flags: dict[str, Any], *, read_only: bool = False) -> Store:
+    """The store named by the shared store flags (a subcommand's other flags are ignored).
+    `read_only`: for commands that only read (stores.readers: they create nothing)."""
+    from registrator.settings import (
+        EtcdSettings,
+        ZooKeeperSettings,
+        check_one_store,
+        store_settings,
+        zookeeper_settings,
+    )
 
     etcd_flags = {k: flags[k] for k in STORE_FLAGS}
+    settings: EtcdSettings | ZooKeeperSettings
     if flags.get("zookeeper"):
         check_one_store(flags["zookeeper"], given_flags(), **etcd_flags)
+        settings = zookeeper_settings(
+            flags["zookeeper"], flags.get("zookeeper_user"), zookeeper_password(),
+            flags.get("zookeeper_password_file"))
+    else:
+        settings = store_settings(etcd_password=etcd_password(), **etcd_flags)
+    if read_only:
+        from registrator.stores.readers import open_read_only
+
+        return open_read_only(settings)
+    if isinstance(settings, ZooKeeperSettings):
         from registrator.stores.zookeeper import ZooKeeperStore
 
-        return ZooKeeperStore(zookeeper_settings(
-            flags["zookeeper"], flags.get("zookeeper_user"), zookeeper_password(),
-            flags.get("zookeeper_password_file")))
+        return ZooKeeperStore(settings)
     from registrator.stores.etcd import EtcdStore
 
-    return EtcdStore(store_settings(etcd_password=etcd_password(), **etcd_flags))
+    return EtcdStore(settings)
 
 
 @cli.command(context_settings=ENV)
@@ -212,7 +228,10 @@ def _consumer(flags: dict[str, Any]) -> Iterator[tuple[Store, Any]]:
     from registrator.keys import KeySpace
 
     logs.configure(flags.get("log_level") or "warning")
-    store = open_store(flags)
+    try:
+        store = open_store(flags, read_only=True)
+    except StoreError as exc:  # a wrong chroot: no retry makes it right
+        raise click.ClickException(" ".join(str(exc).split())) from None
     try:
         yield store, KeySpace(flags["prefix"])
     finally:

@@ -127,7 +127,7 @@ def get(app: str, key: str, host: str | None, secret_keyring: str | None,
     check_app(app)
     check_key(key)
     who = _host(host)
-    store = open_store(flags)
+    store = open_store(flags, read_only=True)
     try:
         caller = None if default is None else default.encode("utf-8", "surrogateescape")
         resolved = ConfigReader(store, flags["prefix"]).value(app, key, who, caller)
@@ -153,7 +153,7 @@ def ls(app: str, host: str | None, as_json: bool, **flags: Any) -> None:
     are marked, never shown."""
     check_app(app)
     who = _host(host)
-    store = open_store(flags)
+    store = open_store(flags, read_only=True)
     try:
         values = ConfigReader(store, flags["prefix"]).app(app, who)
     finally:
@@ -271,7 +271,7 @@ def exec_(  # noqa: PLR0913 - one argument per flag, by design
         raise ConfigError("--signal only makes sense with --watch")
     policy = watch_policy(interval, wait, kill_timeout, sig) if watch else None
     logs.configure(log_level)
-    store = open_store(flags)
+    store = open_store(flags, read_only=True)
     try:
         load = EnvLoader(store, flags["prefix"], app, who, secret_keyring, prefix_env)
         try:

@@ -24,7 +24,7 @@ from kazoo.client import KazooClient, KazooState
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.security import ACL, Id, Permissions, make_digest_acl
 
-from registrator.errors import LeaseLostError, StoreUnavailableError
+from registrator.errors import LeaseLostError, StoreError, StoreUnavailableError
 from registrator.settings import ZooKeeperSettings
 from registrator.stores import zookeeper_watch
 from registrator.stores.base import MAX_TXN_OPS, ChangeStream, KeyValue, batches
@@ -54,8 +54,9 @@ _TXN_BYTES = 512 * 1024
 _MAX_VALUE = 1000 * 1000
 _ATTEMPTS = 5  # a transaction re-planned when the znodes changed under it
 class ZooKeeperStore:
-    def __init__(self, settings: ZooKeeperSettings) -> None:
+    def __init__(self, settings: ZooKeeperSettings, *, create_chroot: bool = True) -> None:
         self._settings = settings
+        self._create_chroot = create_chroot  # False for read-only commands (stores.readers)
         self._client: KazooClient | None = None
         self._lock = threading.Lock()
         self._timeout = settings.session_timeout
@@ -110,13 +111,18 @@ class ZooKeeperStore:
         return client
 
     def _make_chroot(self, acl: list[ACL] | None, auth: list[tuple[str, str]] | None) -> None:
-        """ZooKeeper clients do not create their chroot; everything under it would fail."""
+        """ZooKeeper clients do not create their chroot; everything under it would fail. A
+        read-only store creates nothing: a missing chroot is a wrong connect string."""
         s = self._settings
         plain = KazooClient(hosts=s.hosts, timeout=self._timeout, auth_data=auth,
                             default_acl=acl)
         try:
             plain.start(timeout=s.timeout)
-            plain.ensure_path(s.chroot)
+            if self._create_chroot:
+                plain.ensure_path(s.chroot)
+            elif plain.exists(s.chroot) is None:
+                raise StoreError(f"no such chroot {s.chroot} on zookeeper {s.hosts} (only "
+                                 "`registrator run` and `config set` create it)")
         finally:
             plain.stop()
             plain.close()

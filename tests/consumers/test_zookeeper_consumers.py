@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 
 import pytest
 from consumer_support import cli, put_entry
@@ -212,3 +213,26 @@ def test_a_chroot_is_created_and_everything_lives_under_it(zookeeper, zk_prefix,
         assert got.stdout == "v\n"
     finally:
         zookeeper.view.delete_prefix(chroot + "/")
+
+
+@pytest.mark.parametrize("command", [["ls"], ["ls", "--hosts"], ["watch"], ["render"],
+                                     ["render", "--once"], ["config", "get", "shop", "k"],
+                                     ["config", "ls", "shop"]])
+def test_read_only_commands_do_not_create_a_missing_chroot(zookeeper, tmp_path, command):
+    chroot = f"/missing-{new_prefix().strip('/')}"
+    if command[0] == "render":
+        src = tmp_path / "t.j2"
+        src.write_text(TEMPLATE)
+        command = [*command, "--template", str(src), "--dest", str(tmp_path / "out")]
+    try:
+        out = cli(*command, "--zookeeper", f"{zookeeper.connect}{chroot}", "--host", "h",
+                  timeout=20) if command[0] == "config" else cli(
+            *command, "--zookeeper", f"{zookeeper.connect}{chroot}", timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{command[0]} kept running on a chroot that does not exist")
+    assert out.returncode == 1, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "no such chroot" in lines[0]
+    assert chroot in lines[0]
+    assert zookeeper.view.client.exists(chroot) is None
