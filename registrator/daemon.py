@@ -255,9 +255,12 @@ class Daemon:
             due = time.monotonic() + min(_TICK, interval)
             try:
                 ttl = self.store.refresh_lease(lease)
-            except LeaseLostError:
-                log.warning("lease lost; a new one will carry every entry", lease=f"{lease:x}")
+            except LeaseLostError as exc:
+                log.warning("lease lost; a new one will carry every entry", lease=f"{lease:x}",
+                            reason=str(exc))
                 self.lease_alive = False
+                # /healthz says why until the new lease is granted (the worker clears it).
+                self.store_problem = f"lease lost, writing every entry on a new one: {exc}"
                 self.metrics.lease_reset()
                 self.queue.lease_lost(lease)
                 continue

@@ -95,6 +95,24 @@ class ZooKeeperServer:
         self.kill()
         self.start()
 
+    def restart_empty(self) -> None:
+        """kill -9 and start again on the same port with an EMPTY data directory (data lost,
+        an old snapshot restored): it refuses every session that has seen a later zxid than
+        its own. The tests' own view starts a new session too."""
+        self.kill()
+        self.view.close()
+        shutil.rmtree(self.dir / "data", ignore_errors=True)
+        self.start()
+
+    def bump_zxid(self, writes: int = 100) -> None:
+        """Move the server's zxid on, so that clients which read after this have seen more
+        than a server that starts empty has (the case of real data loss)."""
+        scratch = "/zxid-bump"
+        self.view.put(scratch, "0")
+        for i in range(writes):
+            self.view.client.set(scratch, str(i).encode())
+        self.view.delete(scratch)
+
     def kill(self) -> None:
         """Stop the server by its pid (its data directory stays for a restart)."""
         if self.proc is not None and self.proc.poll() is None:

@@ -15,6 +15,7 @@ import functools
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,9 +23,8 @@ import structlog
 from kazoo import exceptions as kz
 from kazoo.client import KazooClient, KazooState
 from kazoo.handlers.threading import KazooTimeoutError
-from kazoo.security import ACL, Id, Permissions, make_digest_acl
 
-from registrator.errors import LeaseLostError, StoreError, StoreUnavailableError
+from registrator.errors import LeaseLostError, StoreUnavailableError
 from registrator.settings import ZooKeeperSettings
 from registrator.stores import zookeeper_watch
 from registrator.stores.base import MAX_TXN_OPS, ChangeStream, KeyValue, batches
@@ -37,6 +37,8 @@ from registrator.stores.zookeeper_base import (
     op_weight,
     put_value,
 )
+from registrator.stores.zookeeper_session import Suspension, open_client
+from registrator.stores.zookeeper_txn import plan
 
 if TYPE_CHECKING:
     from kazoo.protocol.states import ZnodeStat
@@ -72,6 +74,11 @@ class ZooKeeperStore:
         # session deletes (no client can close another's session).
         self._foreign: dict[int, set[str]] = {}
         self.views = zookeeper_watch.Views()
+        # Clients given up on (their session refused for good): their late state changes
+        # are not this store's any more.
+        self._retired: weakref.WeakSet[KazooClient] = weakref.WeakSet()
+        self._suspension = Suspension(settings.hosts, settings.timeout)
+        self._refusal = ""
 
     def describe(self) -> str:
         return str(self._settings)
@@ -88,48 +95,18 @@ class ZooKeeperStore:
             return self._client
 
     def _open(self) -> KazooClient:
-        s = self._settings
-        auth = [("digest", f"{s.user}:{s.password}")] if s.user and s.password else None
-        # Keys written with digest auth: all rights for that user, read for everyone (the
-        # consumers' access; ZooKeeper ACLs are per znode, not inherited).
-        acl = ([make_digest_acl(s.user, s.password, all=True),
-                ACL(Permissions.READ, Id("world", "anyone"))]
-               if s.user and s.password else None)
-        if s.chroot:
-            self._make_chroot(acl, auth)
-        client = KazooClient(hosts=s.hosts + s.chroot, timeout=self._timeout,
-                             connection_retry={"max_tries": -1, "delay": 0.1,
-                                               "max_delay": 1.0},
-                             auth_data=auth, default_acl=acl)
-        client.add_listener(functools.partial(self._state_changed, client))
-        try:
-            client.start(timeout=s.timeout)
-        except BaseException:
-            client.stop()
-            client.close()
-            raise
-        return client
-
-    def _make_chroot(self, acl: list[ACL] | None, auth: list[tuple[str, str]] | None) -> None:
-        """ZooKeeper clients do not create their chroot; everything under it would fail. A
-        read-only store creates nothing: a missing chroot is a wrong connect string."""
-        s = self._settings
-        plain = KazooClient(hosts=s.hosts, timeout=self._timeout, auth_data=auth,
-                            default_acl=acl)
-        try:
-            plain.start(timeout=s.timeout)
-            if self._create_chroot:
-                plain.ensure_path(s.chroot)
-            elif plain.exists(s.chroot) is None:
-                raise StoreError(f"no such chroot {s.chroot} on zookeeper {s.hosts} (only "
-                                 "`registrator run` and `config set` create it)")
-        finally:
-            plain.stop()
-            plain.close()
+        return open_client(self._settings, self._timeout, self._state_changed,
+                           create_chroot=self._create_chroot)
 
     def _state_changed(self, client: KazooClient, state: str) -> None:
         """kazoo's thread: a LOST session stays lost (its ephemerals are gone), even though
         kazoo goes on to open a new one."""
+        if client in self._retired:
+            return
+        if state == KazooState.CONNECTED:
+            self._suspension.connected()
+        else:
+            self._suspension.suspended()
         if state == KazooState.CONNECTED and client.client_id:
             session = int(client.client_id[0])
             if self._current and session != self._current:
@@ -152,8 +129,48 @@ class ZooKeeperStore:
     def _session_id(self) -> int:
         client = self.client
         if not client.connected or not client.client_id:
-            raise StoreUnavailableError("zookeeper connection lost; the session may live on")
+            session = self._current
+            reason = self._refused(client)
+            if reason is not None:
+                raise LeaseLostError(f"zookeeper session {session:x}: {reason}")
+            raise StoreUnavailableError("zookeeper connection lost for "
+                                        f"{self._suspension.down_for():.0f}s; the session "
+                                        "may live on")
         return int(client.client_id[0])
+
+    def _refused(self, client: KazooClient) -> str | None:
+        """Why the servers refuse `client`'s session for good, when they do: it is then given
+        up, and the next call opens a new session (kazoo would retry the old one forever)."""
+        if client in self._retired:
+            return self._refusal
+        reason = self._suspension.refused(client)
+        if reason is None:
+            return None
+        with self._lock:
+            if self._client is not client:
+                return reason  # another thread gave it up first
+            self._client = None
+            self._retired.add(client)
+        if self._current:
+            self._lost.add(self._current)
+        log.warning("zookeeper refuses this session; starting a new one",
+                    session=f"{self._current:x}", reason=reason)
+        self._current = 0
+        self._refusal = reason
+        self._parents.clear()  # the servers lost every znode
+        self._mine([], clear=True)
+        self._suspension.connected()  # the new client's own time starts at its connect
+        threading.Thread(target=_stop, args=(client,), name="zookeeper-stop",
+                         daemon=True).start()
+        return reason
+
+    def check_refused(self, client: KazooClient) -> None:
+        """For a watch on `client`: StoreUnavailableError once its session is refused for
+        good (the consumer reads again, on a new session)."""
+        if not client.connected:
+            reason = self._refused(client)
+            if reason is not None:
+                raise StoreUnavailableError(f"{reason}; reading again on a new session")
 
     def _live(self, lease: int) -> int:
         """The session `lease` names, when it is still this client's; LeaseLostError when it
@@ -174,6 +191,8 @@ class ZooKeeperStore:
         client = self.client
         deadline = time.monotonic() + self._settings.timeout
         while not client.connected and time.monotonic() < deadline:
+            if self._refused(client) is not None:
+                client = self.client  # a new session
             time.sleep(0.05)  # kazoo is reconnecting on its own thread
         session = self._session_id()
         if session != self._granted:
@@ -318,52 +337,7 @@ class ZooKeeperStore:
 
     def _plan(self, ops: list[tuple[str, str | None]], session: int,
               ) -> tuple[Any, list[str]]:
-        """The transaction for `ops` and the key of each of its operations, in order. An
-        ephemeral znode of another session (or a persistent one) is deleted and made again:
-        set_data would leave it with its old owner, and it would vanish with that session."""
-        client = self.client
-        # Shallow first: a key that is also the path of another (config "a" and "a/b") is
-        # made before its child.
-        ops = sorted(ops, key=lambda op: op[0].count("/"))
-        stats = [(key, value, client.exists_async(key)) for key, value in ops]
-        # Missing parents are created in the same transaction: ZooKeeper syncs every write
-        # to its log, so one multi instead of a create per parent (measured: 3x faster for
-        # a service with a new name).
-        puts = {key for key, value in ops if value is not None}
-        wanted = sorted({a for key in puts for a in ancestors(key)
-                         if a not in self._parents and a not in puts},
-                        key=lambda a: a.count("/"))
-        parents = [(a, client.exists_async(a)) for a in wanted]
-        txn = client.transaction()
-        planned: list[str] = []
-        for path, pending_parent in parents:
-            if pending_parent.get(timeout=self._settings.timeout) is None:
-                txn.create(path, b"")
-                planned.append(path)
-            else:
-                self._parents.add(path)
-        for key, value, pending in stats:
-            stat: ZnodeStat | None = pending.get(timeout=self._settings.timeout)
-            if value is None:
-                if stat is None:
-                    continue
-                if stat.numChildren:  # a key that is also a path: keep the path, drop the value
-                    txn.set_data(key, b"", version=stat.version)
-                else:
-                    txn.delete(key, version=stat.version)
-                planned.append(key)
-                continue
-            data = value.encode()
-            if stat is not None and (stat.ephemeralOwner == session or stat.numChildren):
-                txn.set_data(key, data, version=stat.version)
-                planned.append(key)
-                continue
-            if stat is not None:
-                txn.delete(key, version=stat.version)
-                planned.append(key)
-            txn.create(key, data, ephemeral=bool(session))
-            planned.append(key)
-        return txn, planned
+        return plan(self.client, ops, session, self._parents, self._settings.timeout)
 
     @converted
     def put(self, key: str, value: bytes) -> None:
@@ -377,7 +351,9 @@ class ZooKeeperStore:
     # -- consumers --------------------------------------------------------------------------
     @converted
     def snapshot(self, prefix: str) -> tuple[list[KeyValue], int]:
-        nodes = zookeeper_watch.walk(self.client, prefix, self._settings.timeout)
+        client = self.client
+        self.check_refused(client)
+        nodes = zookeeper_watch.walk(client, prefix, self._settings.timeout)
         kvs = [KeyValue(path, data or b"", int(stat.ephemeralOwner))
                for path, data, stat in nodes if is_key(data, stat) and path.startswith(prefix)]
         revision = zookeeper_watch.revision_of(stat for _, _, stat in nodes)
@@ -386,8 +362,10 @@ class ZooKeeperStore:
 
     @converted
     def watch(self, prefix: str, start_revision: int) -> ChangeStream:
-        return zookeeper_watch.TreeStream(self.client, prefix, start_revision, self.views,
-                                          self._settings.timeout)
+        client = self.client
+        return zookeeper_watch.TreeStream(client, prefix, start_revision, self.views,
+                                          self._settings.timeout,
+                                          functools.partial(self.check_refused, client))
 
     def close(self) -> None:
         with self._lock:
@@ -406,3 +384,12 @@ class ZooKeeperStore:
                 client.close()
             except (kz.KazooException, KazooTimeoutError) as exc:
                 log.debug("zookeeper close", error=str(exc))
+
+
+def _stop(client: KazooClient) -> None:
+    """Stop a client given up on: kazoo ends its retries at their next step."""
+    try:
+        client.stop()
+        client.close()
+    except (kz.KazooException, KazooTimeoutError) as exc:
+        log.debug("zookeeper close", error=str(exc))

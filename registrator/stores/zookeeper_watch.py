@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from kazoo import exceptions as kz
@@ -89,8 +89,8 @@ class TreeStream:
     """One TreeCache; its events come through a queue, and next_batch turns them into the
     changes that make the known state the current one."""
 
-    def __init__(self, client: KazooClient, prefix: str, start_revision: int, views: Views,
-                 timeout: float) -> None:
+    def __init__(self, client: KazooClient, prefix: str, start_revision: int, views: Views,  # noqa: PLR0913 - what one watch needs
+                 timeout: float, alive: Callable[[], None]) -> None:
         known = views.find(prefix, start_revision - 1)
         if known is None:
             raise CompactedError(f"zookeeper keeps no history; revision {start_revision - 1} "
@@ -108,6 +108,9 @@ class TreeStream:
         self._tree.listen(self._on_event)
         self._tree.listen_fault(self._queue.put)
         self._timeout = timeout
+        # Raises StoreUnavailableError when the client's session is refused for good: kazoo
+        # then waits forever, and the TreeCache with it, without a word.
+        self._alive = alive
         self._ready = threading.Event()
         self._tree.start()
         # Watching only once the whole subtree was read with watches set: a consumer that
@@ -123,6 +126,7 @@ class TreeStream:
         try:
             item = self._queue.get(timeout=timeout)
         except queue.Empty:
+            self._alive()
             return None
         items = [item]
         while True:  # what arrived together is one batch

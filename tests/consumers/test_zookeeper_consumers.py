@@ -236,3 +236,32 @@ def test_read_only_commands_do_not_create_a_missing_chroot(zookeeper, tmp_path, 
     assert "no such chroot" in lines[0]
     assert chroot in lines[0]
     assert zookeeper.view.client.exists(chroot) is None
+
+
+def test_watch_and_render_follow_a_server_that_comes_back_empty(consumer, tmp_path):
+    """ZooKeeper restarted on an empty data directory refuses the consumers' sessions;
+    kazoo alone retries them forever and both keep the view they had."""
+    server = new_store_server("zookeeper").start()
+    try:
+        server.bump_zxid()  # what the consumers read is later than the empty server's zxid
+        put_entry(server, "/w", "web", "a", 1)
+        src, dest = tmp_path / "t.j2", tmp_path / "out.cfg"
+        src.write_text(TEMPLATE)
+        flags = ("--zookeeper", server.connect, "--prefix", "/w", "--log-level", "info")
+        watch = consumer("watch", *flags, "--json")
+        consumer("render", *flags, "--template", str(src), "--dest", str(dest))
+        wait_until(lambda: watch.logged("watching the registry") and dest.exists()
+                   and "server a " in dest.read_text(), message="both started")
+        put_entry(server, "/w", "web", "b", 2)
+        wait_until(lambda: len(watch.lines()) == 1, message="the watch to see b")
+        server.restart_empty()
+        put_entry(server, "/w", "web", "c", 3)
+        gone = [("delete", "/w/services/web/a"), ("delete", "/w/services/web/b"),
+                ("put", "/w/services/web/c")]
+        wait_until(lambda: sorted((x["op"], x["key"]) for x in watch.json_lines()[1:])
+                   == gone, timeout=20, message="the watch to report what the server has")
+        wait_until(lambda: dest.read_text() == "# web backends\nserver c 127.0.0.1:3\n",
+                   timeout=20, message="render to follow the server")
+        assert watch.alive()
+    finally:
+        server.stop()
