@@ -37,7 +37,7 @@ from registrator.stores.zookeeper_base import (
     op_weight,
     put_value,
 )
-from registrator.stores.zookeeper_session import Suspension, open_client
+from registrator.stores.zookeeper_session import Suspension, open_client, stop_in_background
 from registrator.stores.zookeeper_txn import plan
 
 if TYPE_CHECKING:
@@ -69,6 +69,7 @@ class ZooKeeperStore:
         # a daemon whose entries another session took over (--takeover) learns it at once.
         self._ours: set[str] = set()  # written by the worker, read by the keepalive thread
         self._ours_lock = threading.Lock()
+        self._witness: str | None = None  # our host record, checked at every write (plan)
         self._parents: set[str] = set()  # persistent parents known to exist
         # Ephemeral znodes of other sessions seen by reads: what revoke_lease of such a
         # session deletes (no client can close another's session).
@@ -160,8 +161,7 @@ class ZooKeeperStore:
         self._parents.clear()  # the servers lost every znode
         self._mine([], clear=True)
         self._suspension.connected()  # the new client's own time starts at its connect
-        threading.Thread(target=_stop, args=(client,), name="zookeeper-stop",
-                         daemon=True).start()
+        stop_in_background(client)
         return reason
 
     def check_refused(self, client: KazooClient) -> None:
@@ -205,16 +205,15 @@ class ZooKeeperStore:
         """kazoo pings the server on its own and the session lives while the connection does;
         one read proves the server answers now, as etcd's keepalive does (health, metrics)."""
         session = self._live(lease)
-        # The host record when there is one (SPEC §4 `<prefix>/hosts/<hostname>`): the key
-        # no other host writes, whatever ids containers choose.
         with self._ours_lock:
-            witness = min(self._ours, key=lambda k: ("/hosts/" not in k, k), default="/")
+            witness = min(self._ours, key=_witness_first, default="/")
         stat = self.client.exists_async(witness).get(
             timeout=min(self._settings.timeout, self._timeout / 3))
         self._live(lease)
         if stat is not None and witness != "/" and stat.ephemeralOwner != session:
             # No client can end another's session: this is how etcd's revoke reaches us.
-            self._mine([], clear=True)
+            with self._ours_lock:
+                self._ours.clear()  # the witness stays: no write goes to a key taken over
             raise LeaseLostError(f"{witness} now belongs to zookeeper session "
                                  f"{stat.ephemeralOwner:x}, not ours ({session:x})")
         return int(self._timeout)
@@ -332,12 +331,17 @@ class ZooKeeperStore:
         with self._ours_lock:
             if clear:
                 self._ours.clear()
+                self._witness = None
             self._ours.update(key for key, value in ops if value is not None)
             self._ours.difference_update(key for key, value in ops if value is None)
+            found = min(self._ours, key=_witness_first, default="")
+            if "/hosts/" in found:  # kept when refresh_lease forgets the rest
+                self._witness = found
 
     def _plan(self, ops: list[tuple[str, str | None]], session: int,
               ) -> tuple[Any, list[str]]:
-        return plan(self.client, ops, session, self._parents, self._settings.timeout)
+        return plan(self.client, ops, session, self._parents, self._settings.timeout,
+                    self._witness)
 
     @converted
     def put(self, key: str, value: bytes) -> None:
@@ -386,10 +390,7 @@ class ZooKeeperStore:
                 log.debug("zookeeper close", error=str(exc))
 
 
-def _stop(client: KazooClient) -> None:
-    """Stop a client given up on: kazoo ends its retries at their next step."""
-    try:
-        client.stop()
-        client.close()
-    except (kz.KazooException, KazooTimeoutError) as exc:
-        log.debug("zookeeper close", error=str(exc))
+def _witness_first(key: str) -> tuple[bool, str]:
+    """The host record (SPEC §4 `<prefix>/hosts/<hostname>`) first: the key no other host
+    writes, whatever ids containers choose."""
+    return "/hosts/" not in key, key

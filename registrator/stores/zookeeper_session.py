@@ -132,3 +132,15 @@ def _chroot(s: ZooKeeperSettings, session_timeout: float, acl: list[ACL] | None,
     finally:
         plain.stop()
         plain.close()
+
+
+def stop_in_background(client: KazooClient) -> None:
+    """Stop a client given up on, without waiting for kazoo to end its retries."""
+    def stop() -> None:
+        try:
+            client.stop()
+            client.close()
+        except (kz.KazooException, KazooTimeoutError):
+            return  # it was going nowhere anyway
+
+    threading.Thread(target=stop, name="zookeeper-stop", daemon=True).start()

@@ -72,7 +72,8 @@ def plan(client: KazooClient, ops: list[tuple[str, str | None]], session: int,  
 
 
 def check_owner(witness: str, stat: ZnodeStat | None, session: int) -> None:
-    """LeaseLostError when `witness`, a key only `session` writes, is another session's."""
-    if stat is not None and stat.ephemeralOwner != session:
+    """LeaseLostError when `witness`, a key only `session` writes, is another session's
+    (not when it is gone or persistent: nobody else claims it then)."""
+    if stat is not None and stat.ephemeralOwner not in (0, session):
         raise LeaseLostError(f"{witness} now belongs to zookeeper session "
                              f"{stat.ephemeralOwner:x}, not ours ({session:x})")
