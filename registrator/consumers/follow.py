@@ -41,6 +41,7 @@ class Follower:
         self._digests: dict[str, bytes] = {}
         self._stream: ChangeStream | None = None
         self._backoff = (backoff_min, backoff_max)
+        self._failing, self._delay = False, backoff_min  # run()'s, kept across its calls
         self._silent_watch = silent_watch
 
     def stop(self) -> None:
@@ -51,8 +52,8 @@ class Follower:
             stream.close()
 
     def run(self, notify: Notify) -> None:
-        delay = self._backoff[0]
-        need_read, first, failing = True, True, False
+        need_read, first = True, True
+        self._failing, self._delay = False, self._backoff[0]
         while not self.stop_event.is_set():
             try:
                 if need_read:
@@ -67,16 +68,19 @@ class Follower:
                 need_read = True
             except (StoreUnavailableError, StoreError) as exc:
                 self.watching.clear()
-                if not failing:
+                if not self._failing:
                     log.warning("store unreachable; retrying with backoff", reason=str(exc))
-                failing = True
-                self.stop_event.wait(delay)
-                delay = min(delay * 2, self._backoff[1])
-                continue
-            if failing and not self.stop_event.is_set():
-                log.info("store answers again; watching", revision=self.revision)
-            failing, delay = False, self._backoff[0]
+                self._failing = True
+                self.stop_event.wait(self._delay)
+                self._delay = min(self._delay * 2, self._backoff[1])
         self.watching.clear()
+
+    def _recovered(self) -> None:
+        """A watch is open again: the next failure is a new one, said again and retried
+        soon (a backoff left long from an outage at start made a failover wait too)."""
+        if self._failing:
+            log.info("store answers again; watching", revision=self.revision)
+        self._failing, self._delay = False, self._backoff[0]
 
     def _read_all(self) -> list[Change]:
         """Read the prefix; the changes since the last read (every key the first time)."""
@@ -100,6 +104,7 @@ class Follower:
                 return
             self.watching.set()
             log.info("watching the registry", prefix=self.keys.prefix, revision=self.revision)
+            self._recovered()
             heard = time.monotonic()
             while not self.stop_event.is_set():
                 batch = stream.next_batch(1.0)

@@ -94,6 +94,8 @@ def _converted(func: Callable[P, R]) -> Callable[P, R]:
                 continue
             if store is not None and isinstance(error, TlsFailedError):
                 error = store.explain_tls(error)
+            if store is not None and type(error) is StoreUnavailableError:
+                store.next_member()
             raise error
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -188,6 +190,24 @@ class EtcdStore:
             client.call_credentials = grpc.metadata_call_credentials(
                 EtcdTokenCallCredentials(token))
         log.info("etcd auth token expired or stale; authenticated again")
+
+    def next_member(self) -> None:
+        """After a call failed for want of an answer, the next one goes to the next endpoint.
+        The client alone goes back to a failed endpoint as soon as its time_retry passed
+        (kept short, so one etcd is used again at once after a restart): a caller retrying
+        slower than that (a keepalive every second, a watch whose backoff grew during an
+        outage at start) stayed on a dead member for as long as it was down."""
+        with self._lock:
+            client = self._client
+            if client is None or len(client.endpoints) < 2:
+                return
+            labels = list(client.endpoints)
+            failed = client._current_endpoint_label  # noqa: SLF001 - the client's own switch
+            following = labels[(labels.index(failed) + 1) % len(labels)]
+            # The setter drops the stubs (and the watcher) made on the failed channel.
+            client._current_endpoint_label = following  # noqa: SLF001
+        log.debug("etcd endpoint failed; the next call goes to another", failed=failed,
+                  next=following)
 
     def explain_tls(self, error: TlsFailedError) -> StoreUnavailableError:
         """gRPC's TLS errors rarely say which side refused what: ask the first secure
@@ -326,7 +346,15 @@ class EtcdStore:
 
     @_converted
     def watch(self, prefix: str, start_revision: int) -> ChangeStream:
-        return etcd_watch.EtcdChangeStream(self.client, prefix, start_revision, convert)
+        return etcd_watch.EtcdChangeStream(self.client, prefix, start_revision,
+                                           self._stream_error)
+
+    def _stream_error(self, exc: BaseException) -> Exception:
+        """A watch that broke: the read that follows goes to the next member at once."""
+        error = convert(exc)
+        if type(error) is StoreUnavailableError:
+            self.next_member()
+        return error
 
     def close(self) -> None:
         with self._lock:
