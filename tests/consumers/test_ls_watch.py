@@ -134,7 +134,10 @@ def test_watch_survives_an_etcd_restart(docker_client, consumer, tmp_path):
         assert [x["key"] for x in lines] == ["/w/services/web/a", "/w/services/web/b"]
         assert watch.alive()
         # Backoff, not a busy loop: a handful of attempts over the outage, not thousands.
-        assert len(watch.logged("store unreachable; retrying with backoff")) == 1
+        # One warning per break: a watch that opens on the restarted etcd and breaks again
+        # at once (its first connection through Docker's proxy) is a second one.
+        assert 1 <= len(watch.logged("store unreachable; retrying with backoff")) <= 3
+        assert len(watch.log_events()) < 20
     finally:
         server.stop()
 
