@@ -8,6 +8,9 @@ from consumer_support import put_entry
 from etcd_cluster import Cluster
 from harness import wait_until
 
+from registrator.settings import store_settings
+from registrator.stores.etcd import EtcdStore
+
 TEMPLATE = "{% for e in service('web') %}server {{ e.id }} {{ e | hostport }}\n{% endfor %}"
 
 
@@ -44,4 +47,25 @@ def test_watch_and_render_started_in_an_outage_fail_over_later(docker_client, co
         assert watch.alive()
         assert render.alive()
     finally:
+        cluster.destroy()
+
+
+def test_a_slow_caller_moves_to_another_member_when_its_own_dies(docker_client):
+    """The client goes back to a failed endpoint once its retry time (0.25 s) has passed: a
+    caller slower than that (the daemon's keepalive retries every second) stayed on a dead
+    member for as long as it was down. Each failed call must send the next elsewhere."""
+    cluster = Cluster(docker_client)
+    settings = store_settings(etcd_endpoints=cluster.endpoint, etcd_cacert=None,
+                              etcd_cert=None, etcd_key=None, etcd_user=None,
+                              etcd_password_file=None, etcd_timeout="1s", etcd_password=None)
+    store = EtcdStore(settings)
+    try:
+        lease = store.grant_lease(30)
+        used = store.client._current_endpoint_label  # noqa: SLF001 - which member it talks to
+        cluster.stop_node(cluster.names[cluster.ports.index(int(used.rsplit(":", 1)[1]))])
+        # wait_until retries every 0.5 s and takes an exception as "not yet": a slow caller.
+        assert wait_until(lambda: store.refresh_lease(lease), timeout=10, interval=0.5,
+                          message="a keepalive through another member") > 0
+    finally:
+        store.close()
         cluster.destroy()
