@@ -36,6 +36,7 @@ class Follower:
         self.lock = threading.Lock()
         self.stop_event = threading.Event()
         self.watching = threading.Event()  # a watch is open now (for /healthz)
+        self.problem: str | None = None  # why not, while it is not (for /healthz's text)
         self.revision = 0
         # A digest per key, not the value: enough to tell what changed across a compaction.
         self._digests: dict[str, bytes] = {}
@@ -68,6 +69,7 @@ class Follower:
                 need_read = True
             except (StoreUnavailableError, StoreError) as exc:
                 self.watching.clear()
+                self.problem = f"store unreachable: {exc}"[:300]
                 if not self._failing:
                     log.warning("store unreachable; retrying with backoff", reason=str(exc))
                 self._failing = True
@@ -80,7 +82,7 @@ class Follower:
         soon (a backoff left long from an outage at start made a failover wait too)."""
         if self._failing:
             log.info("store answers again; watching", revision=self.revision)
-        self._failing, self._delay = False, self._backoff[0]
+        self._failing, self._delay, self.problem = False, self._backoff[0], None
 
     def _read_all(self) -> list[Change]:
         """Read the prefix; the changes since the last read (every key the first time)."""

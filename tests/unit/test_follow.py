@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 
+import structlog
+
 from registrator.consumers.follow import Follower
 from registrator.errors import CompactedError, StoreUnavailableError
 from registrator.keys import KeySpace
@@ -95,3 +97,23 @@ def test_a_silent_watch_is_made_again():
     seen = run_until(follower, lambda s: len(s) == 2)
     assert seen[1] == (False, [("put", "y")])
     assert len(store.watched_from) >= 3
+
+
+def test_an_open_watch_ends_the_outage_and_a_later_break_is_a_new_one():
+    """A watch opened after an outage at start resets the backoff (a later failover must not
+    wait out the grown delay) and says so; the next break is warned about again."""
+    down = [StoreUnavailableError("down") for _ in range(4)]
+    store = ScriptedStore(
+        reads=[([], 5)],
+        streams=[*down, Stream([[Change("put", "/r/x", b"1", 6)], StoreUnavailableError("b")]),
+                 Stream([[Change("put", "/r/y", b"1", 7)]])])
+    follower = Follower(store, KEYS, backoff_min=0.01, backoff_max=0.05)
+    with structlog.testing.capture_logs() as logs:
+        seen = run_until(follower, lambda s: len(s) == 3)
+    assert seen[2] == (False, [("put", "y")])
+    events = [e["event"] for e in logs if e["event"].startswith("store")]
+    assert events == ["store unreachable; retrying with backoff",
+                      "store answers again; watching",
+                      "store unreachable; retrying with backoff",
+                      "store answers again; watching"]
+    assert follower.problem is None
