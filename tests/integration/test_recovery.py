@@ -151,8 +151,10 @@ def test_docker_stream_broken_reconnects_and_reconciles(start_daemon, containers
         before.stop(timeout=1)
         after = containers.run(ports={"80/tcp": LOCAL})
         proxy.restore()
-        wait_until(lambda: ids(daemon.mine(containers)) == {after.id},
+        # Both: on a loaded machine another full reconcile (a resync, a freeze noticed) may
+        # make the store match before the reconnect; the final state is after it.
+        wait_until(lambda: daemon.logged("docker event stream reconnected; full reconcile")
+                   and ids(daemon.mine(containers)) == {after.id},
                    message="the store to match after reconnecting")
-        assert daemon.logged("docker event stream reconnected; full reconcile")
     finally:
         proxy.cut()
