@@ -119,7 +119,7 @@ def test_service_names_cannot_add_nginx_blocks(etcd, prefix, tmp_path, nginx_che
 
 def test_failing_check_logs_the_alert_lines_with_config_values_masked(etcd, prefix, tmp_path,
                                                                       need_haproxy):
-    secret = "s3cr3t-Tok3n"
+    secret = "s3cr3t-Tok3n"  # noqa: S105 - a test value, to be masked
     put_entry(etcd, prefix, "web", "a", 8080)
     etcd.view.put(f"{prefix}/config/lb/defaults/backend", secret)
     src, dest = tmp_path / "lb.j2", tmp_path / "haproxy.cfg"
