@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
-from consumer_support import HAPROXY, ROOT, cli, put_entry
-from harness import free_port
+from consumer_support import HAPROXY, ROOT, cli, get, put_entry
+from harness import free_port, terminate, wait_until
+
+from registrator.consumers import templates
 
 HAPROXY_TEMPLATE = ROOT / "examples" / "haproxy" / "haproxy.cfg.j2"
 NGINX_TEMPLATE = ROOT / "examples" / "nginx" / "upstream.conf.j2"
@@ -136,3 +139,53 @@ def test_failing_check_logs_the_alert_lines_with_config_values_masked(etcd, pref
     assert "[ALERT]" in failed["reason"]
     assert "/pinned'" in failed["reason"]
     assert "***" in failed["reason"]
+
+
+
+FREE_TEXT = "it's \"q\" \\ ; } { #c %[src] $HOME\nnext line\ttab"
+
+
+def render_file(src, environ):
+    env = templates.environment(str(src))
+    return templates.render(env, str(src), templates.context(
+        templates.Snapshot({}, []), environ))
+
+
+def get_or_none(port):
+    try:
+        return get(port)[1]
+    except OSError:
+        return None
+
+
+def test_haproxy_quote_round_trips_through_haproxy(tmp_path, need_haproxy, haproxy):
+    port = free_port()
+    src = tmp_path / "q.j2"
+    src.write_text("defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n"
+                   "    timeout server 5s\nfrontend f\n    bind 127.0.0.1:{{ env.PORT }}\n"
+                   "    http-request return status 200 content-type text/plain string "
+                   "{{ env.VALUE | haproxy_quote }}  # a comment stays one\n")
+    cfg = tmp_path / "q.cfg"
+    cfg.write_text(render_file(src, {"PORT": str(port), "VALUE": FREE_TEXT}))
+    haproxy(cfg)
+    assert wait_until(lambda: get_or_none(port), message="haproxy answers") == FREE_TEXT
+
+
+def test_nginx_quote_round_trips_through_nginx(tmp_path, nginx_check):
+    del nginx_check  # only its skip when nginx is missing
+    port = free_port()
+    value = FREE_TEXT.replace("$", "")  # nginx expands $name in `return`: no escape exists
+    src = tmp_path / "n.j2"
+    src.write_text(f"pid {tmp_path}/n.pid;\nerror_log stderr;\nevents {{}}\nhttp {{\n"
+                   f"    access_log off;\n    server {{ listen 127.0.0.1:{port};\n"
+                   "    location / { default_type text/plain;\n"
+                   "    return 200 {{ env.VALUE | nginx_quote }}; } }  # {{ env.VALUE | "
+                   "nginx_quote }}\n}\n")
+    conf = tmp_path / "n.conf"
+    conf.write_text(render_file(src, {"VALUE": value}))
+    proc = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(conf), "-g", "daemon off;"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: get_or_none(port), message="nginx answers") == value
+    finally:
+        terminate(proc)
