@@ -5,10 +5,10 @@ meta and host labels are free text by design: templates quote them (quoting.py).
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Any
 
+from registrator.addresses import parse_address
 from registrator.keys import segment_problem
 
 PROTOCOLS = frozenset({"tcp", "udp"})
@@ -21,24 +21,15 @@ _FORMATS: dict[str, re.Pattern[str]] = {
     "image": re.compile(r"[A-Za-z0-9_.:/@+-]{0,512}"),
     "registered_at": re.compile(r"[0-9TZ:.+-]{0,40}"),
 }
-_SCOPE = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # an IPv6 zone: an interface name or number
 
 
 def address_problem(value: str) -> str | None:
-    """An IP literal as the daemon stores it: normalised, bare (no brackets), not a
-    wildcard. The SPEC stores addresses only, never DNS names."""
-    try:
-        address = ipaddress.ip_address(value)
-    except ValueError:
-        return "is not an IP address"
-    if str(address) != value:
-        return f"is not written as the daemon writes it ({str(address)!r})"
-    if address.is_unspecified:
-        return "is a wildcard, not an address"
-    scope = getattr(address, "scope_id", None)
-    if scope is not None and not _SCOPE.fullmatch(scope):
-        return "has a zone that is not an interface name"
-    return None
+    """An IP literal as the daemon stores it (addresses.parse_address: normalised, bare,
+    not a wildcard, a zone only of interface-name characters). The SPEC stores addresses
+    only, never DNS names."""
+    if parse_address(value) == value:
+        return None
+    return "is not an IP address as the daemon writes one"
 
 
 def entry_problem(record: dict[str, Any]) -> str | None:
