@@ -147,3 +147,26 @@ def test_in_place_restores_dest_when_a_write_fails_half_way(tmp_path, monkeypatc
     assert "No space left on device" in outcome.detail
     assert dest.read_text() == "old\n" * 100
     assert dest.stat().st_ino == inode
+
+
+def test_in_place_secret_gets_its_mode_before_any_byte(tmp_path, monkeypatch):
+    """Issue 21.3, reworked here with item 5: a file that will hold a decrypted value is
+    0600 before the first secret byte reaches it, not chmod-ed afterwards."""
+    dest = tmp_path / "out.cfg"
+    dest.write_text("public\n")
+    dest.chmod(0o644)
+    inode = dest.stat().st_ino
+    modes = []
+    real_fsync = os.fsync
+
+    def spying_fsync(fd):
+        if os.fstat(fd).st_ino == inode:
+            modes.append(os.fstat(fd).st_mode & 0o777)
+        return real_fsync(fd)
+
+    monkeypatch.setattr(files.os, "fsync", spying_fsync)
+    assert files.install("password=hunter2\n", str(dest), check_cmd=None, in_place=True,
+                         mode=None, secret=True).ok
+    assert modes
+    assert set(modes) == {0o600}
+    assert dest.stat().st_mode & 0o777 == 0o600
