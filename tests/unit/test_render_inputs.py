@@ -14,6 +14,8 @@ import pytest
 
 from registrator import logs
 from registrator.consumers import files, templates
+from registrator.consumers.masking import mask
+from registrator.consumers.process import Capture, reason_lines, run_command
 from registrator.consumers.registry import Registry
 from registrator.keys import KeySpace
 
@@ -170,3 +172,54 @@ def test_in_place_secret_gets_its_mode_before_any_byte(tmp_path, monkeypatch):
     assert modes
     assert set(modes) == {0o600}
     assert dest.stat().st_mode & 0o777 == 0o600
+
+
+def test_capture_keeps_whole_lines_of_the_head_and_the_tail():
+    capture = Capture(head=16, tail=16)
+    capture.add(b"first line\nsecret-in-the-cut")
+    capture.add(b"x" * 1000)
+    capture.add(b"\nlast line\n")
+    text = capture.text()
+    assert text.startswith("first line\n")
+    assert text.endswith("last line\n")
+    assert "secret" not in text  # a line cut by the bound is left out whole
+    assert capture.total == 1000 + len("first line\nsecret-in-the-cut\nlast line\n")
+
+
+def test_reason_lines_pick_what_says_why_bounded():
+    haproxy = ("[NOTICE] (1) : haproxy version is 2.6.12\n"
+               "[ALERT] (1) : config : [x.cfg:7] : 'server b/s1' : invalid port '99999'\n"
+               "[ALERT] (1) : config : Fatal errors found in configuration.\n")
+    assert reason_lines(haproxy) == (
+        "[ALERT] (1) : config : [x.cfg:7] : 'server b/s1' : invalid port '99999' | "
+        "[ALERT] (1) : config : Fatal errors found in configuration.")
+    assert reason_lines("one\ntwo\nthree\nfour\n") == "one | three | four"
+    assert reason_lines("") == "no output"
+    many = reason_lines("".join(f"error {i}\n" for i in range(100)) + "x" * 1000 + " failed")
+    assert many.count(" | ") == 7
+    assert "(94 more lines)" in many  # 6 shown + 94 + the last = 101
+    assert len(many) < 8 * 310
+    assert reason_lines("error: bell\x07 here") == "error: bell\\x07 here"
+
+
+def test_mask_covers_the_usual_forms_and_spares_short_values_inside_words():
+    secret = "pa ss/w'rd"  # noqa: S105 - a test value, to be masked
+    text = (f"raw {secret} json {json.dumps(secret)} url pa%20ss%2Fw%27rd "
+            "b64 cGEgc3MvdydyZA haproxy 'pa ss/w'\\''rd'")
+    masked = mask(text, [secret, "80"])
+    assert "ss/w" not in masked
+    assert "ss%2F" not in masked
+    assert "cGEgc3MvdydyZA" not in masked
+    assert mask("port 80, line 1803", ["80"]) == "port ***, line 1803"
+    assert mask("nothing", []) == "nothing"
+
+
+def test_run_command_masks_its_output_and_ends_at_exit(tmp_path):
+    outcome = run_command("echo 'error: db password hunter22 refused' >&2; exit 3",
+                          secrets=["hunter22"])
+    assert outcome.detail == "exit 3: error: db password *** refused"
+    pidfile = tmp_path / "pid"
+    try:
+        assert run_command(f"sleep 60 & echo $! > {pidfile}", timeout=30).ok
+    finally:
+        os.kill(int(pidfile.read_text()), 9)
