@@ -170,11 +170,9 @@ def _install(item: Template, text: str, timeout: float, *, secret: bool) -> bool
         item.rendered_ok = True  # a pending reload still decides, in render_all
         return False
     owed_before = item.reload_pending
-    if job.reload_key and not owed_before:
-        problem = reload_state.owe(job.dest)  # before the swap: a crash after it still owes
-        if problem is not None:
-            log.warning("reload debt not saved beside DEST; kept in memory only",
-                        dest=job.dest, reason=problem)
+    # Owed before the swap, so a crash between swap and reload still owes it.
+    not_saved = (reload_state.owe(job.dest) if job.reload_key and not owed_before
+                 else None)
     outcome = install(text, job.dest, check_cmd=job.check_cmd, in_place=job.in_place,
                       mode=job.mode, timeout=timeout, secret=secret, owner=job.owner,
                       group=job.group, secrets=item.secrets)
@@ -187,6 +185,9 @@ def _install(item: Template, text: str, timeout: float, *, secret: bool) -> bool
         return False
     item.rendered_ok = True
     log.info("rendered", template=job.src, dest=job.dest, bytes=len(text.encode()))
+    if not_saved is not None:  # only worth a line once the file is in: the debt is real
+        log.warning("reload debt not saved beside DEST; kept in memory only", dest=job.dest,
+                    reason=not_saved)
     return True
 
 
