@@ -8,6 +8,7 @@ and `nginx -t`."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -50,6 +51,8 @@ def nginx_check(tmp_path):
     """A check command for a rendered upstream file: nginx -t on a minimal nginx.conf that
     includes the staged file and proxies to the upstream `web_app`."""
     if not Path(NGINX).exists():
+        if os.environ.get("CI"):
+            raise RuntimeError("nginx is not installed: scripts/setup installs nginx-light")
         pytest.skip("nginx is not installed (scripts/setup installs nginx-light)")
     (tmp_path / "nginx.conf.in").write_text(
         f"pid {tmp_path}/nginx.pid;\nerror_log stderr;\nevents {{}}\nhttp {{\n"
