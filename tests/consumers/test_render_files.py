@@ -105,7 +105,8 @@ def test_in_place_on_a_full_disk_writes_all_or_nothing(etcd, prefix, tmp_path, t
     assert dest.stat().st_ino == inode
 
     # No room even for the staged copy: nothing is touched.
-    (disk / "filler2").write_bytes(b"\0" * max(0, os.statvfs(disk).f_bavail * 4096 - 8192))
+    stat = os.statvfs(disk)
+    (disk / "filler2").write_bytes(b"\0" * max(0, stat.f_bavail * stat.f_frsize - 8192))
     (tmp_path / "big.j2").write_text("{% for i in range(8192) %}y{{ i }}\n{% endfor %}")
     out = cli("render", "--etcd-endpoints", etcd.endpoint, "--prefix", prefix, "--template",
               str(tmp_path / "big.j2"), "--dest", str(dest), "--once", "--in-place")
