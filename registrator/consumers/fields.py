@@ -5,6 +5,7 @@ meta and host labels are free text by design: templates quote them (quoting.py).
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -23,6 +24,11 @@ _FORMATS: dict[str, re.Pattern[str]] = {
 }
 
 
+# Thousands of entries share a few hosts, names and addresses: each is checked once.
+_segment_problem = functools.lru_cache(maxsize=4096)(segment_problem)
+
+
+@functools.lru_cache(maxsize=4096)
 def address_problem(value: str) -> str | None:
     """An IP literal as the daemon stores it (addresses.parse_address: normalised, bare,
     not a wildcard, a zone only of interface-name characters). The SPEC stores addresses
@@ -41,7 +47,8 @@ def entry_problem(record: dict[str, Any]) -> str | None:
         None if record["protocol"] in PROTOCOLS else "protocol is not tcp or udp",
         None if record["health"] in HEALTH else "health is not none, starting, healthy or "
                                                 "unhealthy",
-        *(_named(field, segment_problem(record[field])) for field in ("name", "id", "host")),
+        _named("id", segment_problem(record["id"])),  # unique: not worth a cache entry
+        *(_named(field, _segment_problem(record[field])) for field in ("name", "host")),
         _named("address", address_problem(record["address"])),
         *(None if pattern.fullmatch(record[field])
           else f"{field} has characters the daemon never writes there"
