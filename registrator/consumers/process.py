@@ -17,6 +17,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import IO
 
+from registrator.consumers.ls import printable
 from registrator.consumers.masking import mask
 
 DEFAULT_TIMEOUT = 30.0
@@ -75,8 +76,9 @@ def run_command(cmd: str, timeout: float = DEFAULT_TIMEOUT,
         proc = subprocess.Popen(["/bin/sh", "-c", cmd], stdin=subprocess.DEVNULL,  # noqa: S603
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 start_new_session=True)  # its own group: a timeout ends all
-    except OSError as exc:
-        return Outcome(ok=False, detail=f"could not run {mask(cmd, secrets)!r}: {exc.strerror}")
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the command (TOML allows it)
+        why = exc.strerror if isinstance(exc, OSError) else str(exc)
+        return Outcome(ok=False, detail=f"could not run {mask(cmd, secrets)!r}: {why}")
     assert proc.stdout is not None  # noqa: S101 - stdout=PIPE above
     capture = Capture()
     timed_out = not _wait(proc, proc.stdout, capture, timeout)
@@ -93,7 +95,7 @@ def run_command(cmd: str, timeout: float = DEFAULT_TIMEOUT,
 def reason_lines(text: str) -> str:
     """The lines that say why, at most REASON_LINES of LINE_CHARS each, joined by ' | '.
     Without any such line: the first line and the last two."""
-    lines = [_printable(line.strip()) for line in text.splitlines() if line.strip()]
+    lines = [printable(line.strip()) for line in text.splitlines() if line.strip()]
     if not lines:
         return "no output"
     why = [line for line in lines if _WHY.search(line)]
@@ -103,11 +105,6 @@ def reason_lines(text: str) -> str:
         why = [*why[:REASON_LINES - 2], f"({len(why) - REASON_LINES + 1} more lines)", why[-1]]
     return " | ".join(line if len(line) <= LINE_CHARS else line[:LINE_CHARS] + "..."
                       for line in why)
-
-
-def _printable(line: str) -> str:
-    return line if line.isprintable() else "".join(
-        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in line)
 
 
 def _wait(proc: subprocess.Popen[bytes], out: IO[bytes], capture: Capture,

@@ -223,3 +223,9 @@ def test_run_command_masks_its_output_and_ends_at_exit(tmp_path):
         assert run_command(f"sleep 60 & echo $! > {pidfile}", timeout=30).ok
     finally:
         os.kill(int(pidfile.read_text()), 9)
+
+
+def test_run_command_with_a_nul_is_a_failure_not_a_crash():
+    outcome = run_command("echo a\0b")
+    assert not outcome.ok
+    assert "could not run" in outcome.detail
