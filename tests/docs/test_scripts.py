@@ -4,6 +4,7 @@ without the development venv."""
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 from pathlib import Path
@@ -44,3 +45,26 @@ def test_build_image_runs_without_the_dev_venv(tmp_path, docker_client):
                           capture_output=True, text=True, timeout=900, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f"built {IMAGE}" in proc.stdout
+
+
+def reload_labels(file: Path, **env: str) -> tuple[str, str]:
+    """(what render signals, what HAProxy is labelled), from `docker-compose config`."""
+    text = subprocess.run(["docker-compose", "-f", str(file), "config"], cwd=ROOT,
+                          env={**os.environ, "DOCKER_GID": "1", **env}, capture_output=True,
+                          text=True, check=True, timeout=60).stdout
+    signalled = re.search(r"--reload-container=org\.registrator\.example\.lb=(\S+)", text)
+    labelled = re.search(r"^\s+org\.registrator\.example\.lb: (\S+)$", text, re.MULTILINE)
+    assert signalled, text
+    assert labelled, text
+    return signalled.group(1), labelled.group(1)
+
+
+def test_the_haproxy_examples_render_signals_only_its_own_haproxy():
+    # Two copies of the example on one host (two projects, two LB_PORTs): each render's
+    # --reload-container must match its own HAProxy's label and not the other's.
+    file = ROOT / "examples" / "haproxy" / "compose.yaml"
+    first = reload_labels(file, LB_PORT="8080")
+    second = reload_labels(file, LB_PORT="8081")
+    assert first[0] == first[1]
+    assert second[0] == second[1]
+    assert first[0] != second[0]
