@@ -82,3 +82,13 @@ def test_documented_blocks_run(key, request):
                                                            filters={"name": f"^/{name}$"}):
                 container.remove(force=True)
     assert not problems, "\n".join(problems)
+
+
+def test_the_readme_is_one_page_and_starts_with_the_daemon():
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert len(lines) <= 150
+    daemon = next(i for i, line in enumerate(lines)
+                  if line.startswith("docker run -d --name registrator "))
+    assert daemon < 60, f"the daemon's docker run line is at line {daemon + 1}"
+    for command in ("bash scripts/demo", "bash scripts/test"):
+        assert f"    {command}" in lines
