@@ -100,7 +100,7 @@ def test_the_mode_switches_really_ignore_the_environment(monkeypatch):
         def close(self) -> None:
             return
 
-    monkeypatch.setattr("registrator.cli.open_store", lambda _flags: Closed())
+    monkeypatch.setattr("registrator.cli.open_store", lambda _flags, **_kw: Closed())
     env = {"REGISTRATOR_HOSTS": "1", "REGISTRATOR_AS_JSON": "1", "REGISTRATOR_JSON": "1",
            "REGISTRATOR_HOST": "elsewhere"}
     result = CliRunner().invoke(cli, ["ls"], env=env)
