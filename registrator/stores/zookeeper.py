@@ -147,20 +147,19 @@ class ZooKeeperStore:
         reason = self._suspension.refused(client)
         if reason is None:
             return None
-        with self._lock:
+        with self._lock:  # held while a new client opens: none does meanwhile
             if self._client is not client:
                 return reason  # another thread gave it up first
             self._client = None
             self._retired.add(client)
-        if self._current:
-            self._lost.add(self._current)
-        log.warning("zookeeper refuses this session; starting a new one",
-                    session=f"{self._current:x}", reason=reason)
-        self._current = 0
-        self._refusal = reason
-        self._parents.clear()  # the servers lost every znode
-        self._mine([], clear=True)
-        self._suspension.connected()  # the new client's own time starts at its connect
+            old, self._current, self._refusal = self._current, 0, reason
+            if old:
+                self._lost.add(old)
+            self._parents.clear()  # the servers lost every znode
+            self._mine([], clear=True)
+            self._suspension.connected()  # the new client's own time starts at its connect
+        log.warning("zookeeper refuses this session; starting a new one", session=f"{old:x}",
+                    reason=reason)
         stop_in_background(client)
         return reason
 
