@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -18,6 +19,7 @@ import click
 from registrator import logs
 from registrator.cli import ENV, _option, open_store, store_options
 from registrator.configvalues.crypt import encrypt as crypt_encrypt
+from registrator.configvalues.environment import program_base_env
 from registrator.configvalues.names import (
     ConfigLayout,
     check_app,
@@ -36,6 +38,7 @@ from registrator.configvalues.values import (
     watch_policy,
 )
 from registrator.errors import ConfigError, RegistratorError
+from registrator.settings import parse_duration
 
 F = TypeVar("F", bound=Callable[..., Any])
 _LS_WIDTH = 60  # longest value `config ls` shows in its table
@@ -249,7 +252,10 @@ def _signal_number(name: str | None) -> int | None:
 @_option("--interval", default="1s", help="With --watch: time between two reads.")
 @_option("--wait", default="500ms:5s",
          help="With --watch: MIN[:MAX] quiet time before a change is applied.")
-@_option("--kill-timeout", default="10s", help="SIGKILL this long after SIGTERM on restart.")
+@_option("--kill-timeout", default="10s",
+         help="SIGKILL the program's process group this long after SIGTERM (restart, stop).")
+@_option("--pass-env", multiple=True,
+         help="Let exec's own REGISTRATOR_* variable NAME reach the program; may repeat.")
 @_option("--log-level", default="warning", type=click.Choice(logs.LEVELS),
          help="exec's own log lines (stderr); the command's output is its own.")
 @store_options
@@ -257,12 +263,18 @@ def _signal_number(name: str | None) -> int | None:
 def exec_(  # noqa: PLR0913 - one argument per flag, by design
         app: str, command: tuple[str, ...], host: str | None, secret_keyring: str | None,
         prefix_env: str, watch: bool, signal_name: str | None, interval: str, wait: str,
-        kill_timeout: str, log_level: str, **flags: Any) -> None:
+        kill_timeout: str, pass_env: tuple[str, ...], log_level: str, **flags: Any) -> None:
     """Run COMMAND with APP's values as environment variables (db.url -> DB_URL).
 
     A variable the store has no value for keeps what the environment gives it, so the
     program's own defaults still work. Signals to exec go to COMMAND; exec exits with
-    COMMAND's exit code. Use `--` before COMMAND when it has options of its own."""
+    COMMAND's exit code. Use `--` before COMMAND when it has options of its own.
+
+    The program gets exec's environment without exec's own REGISTRATOR_* settings (its
+    store credentials among them) unless --pass-env names one."""
+    # Before the store is opened: what the program inherits is the environment exec was
+    # given, not what exec's own libraries set for themselves.
+    base_env = program_base_env(os.environ, pass_env)
     check_app(app)
     check_env_prefix(prefix_env)
     who = _host(host)
@@ -270,12 +282,13 @@ def exec_(  # noqa: PLR0913 - one argument per flag, by design
     if sig is not None and not watch:
         raise ConfigError("--signal only makes sense with --watch")
     policy = watch_policy(interval, wait, kill_timeout, sig) if watch else None
+    grace = parse_duration(kill_timeout, "--kill-timeout")
     logs.configure(log_level)
     store = open_store(flags)
     try:
         load = EnvLoader(store, flags["prefix"], app, who, secret_keyring, prefix_env)
         try:
-            code = run_program(command, load, policy)
+            code = run_program(command, base_env, load, policy, grace)
         except ProgramError as exc:
             click.echo(f"registrator: error: {exc}", err=True)
             code = exc.code
