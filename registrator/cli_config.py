@@ -6,18 +6,20 @@ line for bad names or flags (nothing is written then)."""
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import signal
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from registrator import logs
 from registrator.cli import ENV, _option, open_store, store_options
+from registrator.cli_config_common import host_option as _host_option
+from registrator.cli_config_common import one_line_errors as _one_line_errors
+from registrator.cli_config_common import resolved_host as _host
+from registrator.cli_config_zones import grant, revoke
 from registrator.configvalues.crypt import encrypt as crypt_encrypt
 from registrator.configvalues.environment import program_base_env
 from registrator.configvalues.names import (
@@ -27,7 +29,7 @@ from registrator.configvalues.names import (
     check_host,
     check_key,
 )
-from registrator.configvalues.resolve import ConfigReader, Source, this_host
+from registrator.configvalues.resolve import ConfigReader, Source
 from registrator.configvalues.runner import ProgramError, run_program
 from registrator.configvalues.values import (
     EnvLoader,
@@ -37,46 +39,19 @@ from registrator.configvalues.values import (
     shown,
     watch_policy,
 )
-from registrator.errors import ConfigError, RegistratorError
+from registrator.errors import ConfigError
 from registrator.settings import parse_duration
 
-F = TypeVar("F", bound=Callable[..., Any])
 _LS_WIDTH = 60  # longest value `config ls` shows in its table
-
-
-def _host_option(func: F) -> F:
-    # REGISTRATOR_HOSTNAME as well: where `run` is told its host name that way, `config`
-    # resolves for the same host without being told again.
-    return click.option(
-        "--host", default=None, envvar=["REGISTRATOR_HOST", "REGISTRATOR_HOSTNAME"],
-        show_envvar=True, help="Host whose overrides apply [default: this host, as `run` "
-        "names it].")(func)
-
-
-def _one_line_errors(func: F) -> F:
-    """Store, keyring and value problems: exit 1 with one line. ConfigError (bad names or
-    flags) goes on to main(), which exits 2."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except ConfigError:
-            raise
-        except RegistratorError as exc:
-            message = " ".join(str(exc).split()) or type(exc).__name__
-            raise click.ClickException(message) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _host(host: str | None) -> str:
-    return check_host((host or this_host()).strip())
 
 
 @click.group(context_settings=ENV)
 def config() -> None:
     """Configuration values: defaults per app, overrides per host, optionally encrypted."""
+
+
+config.add_command(grant)
+config.add_command(revoke)
 
 
 @config.command("set", context_settings=ENV)
@@ -194,38 +169,6 @@ def rm(app: str, key: str, host: str | None, **flags: Any) -> None:
     if not existed:
         where = f"override for host {host!r}" if host else "default"
         raise NotSetError(f"{key!r} of app {app!r} has no {where}")
-
-
-@config.command(context_settings=ENV)
-@click.argument("app")
-@click.option("--user", required=True, allow_from_autoenv=False,
-              help="etcd user that gets the role.")
-@click.option("--write", is_flag=True, allow_from_autoenv=False,
-              help="Also let the user write the app's values.")
-@click.option("--role", default=None, allow_from_autoenv=False,
-              help="Role name [default: config-<app>].")
-@store_options
-@_one_line_errors
-def grant(app: str, user: str, write: bool, role: str | None, **flags: Any) -> None:
-    """Access zone: give etcd USER a role that can read (--write: and write) APP's
-    configuration and nothing else. Run it as an etcd user that may manage auth (root)."""
-    # Imported here: `registrator --help` should not import grpc.
-    from registrator.stores.etcd import EtcdStore  # noqa: PLC0415
-    from registrator.stores.etcd_roles import grant_prefix  # noqa: PLC0415
-
-    root = ConfigLayout.under(flags["prefix"]).app_root(app)
-    for what, name in (("--user", user), ("--role", role)):
-        if name is not None and (not name or any(not ch.isprintable() for ch in name)):
-            raise ConfigError(f"{what} {name!r} must be printable and not empty")
-    store = open_store(flags)
-    try:
-        if not isinstance(store, EtcdStore):
-            raise ConfigError("config grant needs an etcd store (etcd roles)")
-        grant_prefix(store, role or f"config-{app}", root, user, write)
-    finally:
-        store.close()
-    access = "read-write" if write else "read"
-    click.echo(f"user {user!r} has role {role or f'config-{app}'!r}: {access} on {root}")
 
 
 def _signal_number(name: str | None) -> int | None:
