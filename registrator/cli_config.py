@@ -197,6 +197,9 @@ def _signal_number(name: str | None) -> int | None:
          help="With --watch: MIN[:MAX] quiet time before a change is applied.")
 @_option("--kill-timeout", default="10s",
          help="SIGKILL the program's process group this long after SIGTERM (restart, stop).")
+@_option("--allow-env", multiple=True,
+         help="Let the store set variable NAME although it can pick what runs (PATH, LD_*, "
+         "HOME...); may repeat.")
 @_option("--pass-env", multiple=True,
          help="Let exec's own REGISTRATOR_* variable NAME reach the program; may repeat.")
 @_option("--log-level", default="warning", type=click.Choice(logs.LEVELS),
@@ -206,7 +209,8 @@ def _signal_number(name: str | None) -> int | None:
 def exec_(  # noqa: PLR0913 - one argument per flag, by design
         app: str, command: tuple[str, ...], host: str | None, secret_keyring: str | None,
         prefix_env: str, watch: bool, signal_name: str | None, interval: str, wait: str,
-        kill_timeout: str, pass_env: tuple[str, ...], log_level: str, **flags: Any) -> None:
+        kill_timeout: str, allow_env: tuple[str, ...], pass_env: tuple[str, ...],
+        log_level: str, **flags: Any) -> None:
     """Run COMMAND with APP's values as environment variables (db.url -> DB_URL).
 
     A variable the store has no value for keeps what the environment gives it, so the
@@ -229,7 +233,8 @@ def exec_(  # noqa: PLR0913 - one argument per flag, by design
     logs.configure(log_level)
     store = open_store(flags)
     try:
-        load = EnvLoader(store, flags["prefix"], app, who, secret_keyring, prefix_env)
+        load = EnvLoader(store, flags["prefix"], app, who, secret_keyring, prefix_env,
+                         allow_env)
         try:
             code = run_program(command, base_env, load, policy, grace)
         except ProgramError as exc:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import os
 import shutil
 import signal
@@ -34,14 +33,41 @@ class ProgramError(RegistratorError):
 
 
 def _libc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
     try:
-        return ctypes.CDLL(name, use_errno=True) if name else None
-    except OSError:
+        return ctypes.CDLL(None, use_errno=True)  # python's own process: libc is in it
+    except OSError:  # pragma: no cover - a platform without dlopen(NULL)
         return None
 
 
 _LIBC = _libc() if sys.platform == "linux" else None
+
+# Runs between fork and the program, in a fresh interpreter (no threads): PR_SET_PDEATHSIG,
+# and at a terminal the foreground for the program's group, then execv. A preexec_fn would
+# do the same inside the forked copy of exec, whose gRPC threads' fork handlers can abort
+# the child (seen: SIGABRT, silently, with GRPC_VERBOSITY=NONE).
+_SHIM = """
+import ctypes, os, signal, sys
+parent, terminal, executable, argv = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+if sys.platform == "linux":
+    try:
+        ctypes.CDLL(None).prctl(1, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(126)
+if terminal >= 0:
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTTOU})
+    try:
+        os.tcsetpgrp(terminal, os.getpgrp())
+    except OSError:
+        pass
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTTOU})
+try:
+    os.execv(executable, argv)
+except OSError as exc:
+    sys.stderr.write(f"registrator: error: {argv[0]!r}: {exc.strerror}\\n")
+    os._exit(127 if isinstance(exc, FileNotFoundError) else 126)
+"""
 
 
 def become_subreaper() -> None:
@@ -55,6 +81,10 @@ def resolve(command: str, path: str | None) -> str:
     """The executable `command` names, looked up in exec's own PATH before any store value
     is applied: the store's PATH must not pick which program runs."""
     if "/" in command:
+        if not os.path.isfile(command):  # noqa: PTH113 - a path as the user gave it
+            raise ProgramError(f"{command!r}: command not found", EXIT_NOT_FOUND)
+        if not os.access(command, os.X_OK):
+            raise ProgramError(f"{command!r}: permission denied", EXIT_NOT_RUNNABLE)
         return command
     found = shutil.which(command, path=path)
     if found is None:
@@ -71,7 +101,7 @@ def _terminal() -> int | None:
         return None
 
 
-def _take_terminal(fd: int, pgid: int) -> None:
+def _take_terminal(fd: int, pgid: int) -> None:  # the shim does the same for the program
     # As a shell does: SIGTTOU blocked, or a background group may not change the terminal's
     # foreground group.
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTTOU})
@@ -86,31 +116,15 @@ class Program:
     """One run of the program. `pgid` is its process group (its own pid)."""
 
     def __init__(self, argv: Sequence[str], executable: str, env: Mapping[str, str]) -> None:
-        parent = os.getpid()
         terminal = _terminal()
-
-        def in_child() -> None:  # pragma: no cover - runs in the forked child
-            # Only async-signal-safe-ish work: a prctl and, at a terminal, one tcsetpgrp.
-            if _LIBC is not None:
-                _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-                if os.getppid() != parent:  # exec died before the prctl took effect
-                    os._exit(EXIT_NOT_RUNNABLE)
-            if terminal is not None:
-                # The program's group becomes the terminal's foreground group, so Ctrl-C and
-                # reads from the terminal go to the program, as under a shell.
-                _take_terminal(terminal, os.getpgrp())
-
         self.terminal = terminal
+        shim = [sys.executable, "-I", "-S", "-c", _SHIM, str(os.getpid()),
+                str(-1 if terminal is None else terminal), executable, *argv]
         try:
-            # preexec_fn with threads around: it only calls prctl and tcsetpgrp, which take
-            # no lock another thread could hold across the fork.
             self.popen = subprocess.Popen(  # noqa: S603 - the command the user gave
-                list(argv), executable=executable, env=dict(env), process_group=0,
-                preexec_fn=in_child)  # noqa: PLW1509 - see above
-        except FileNotFoundError:
-            raise ProgramError(f"{argv[0]!r}: command not found", EXIT_NOT_FOUND) from None
-        except PermissionError:
-            raise ProgramError(f"{argv[0]!r}: permission denied", EXIT_NOT_RUNNABLE) from None
+                shim if sys.executable else list(argv), executable=None if sys.executable
+                else executable, env=dict(env), process_group=0,
+                pass_fds=() if terminal is None else (terminal,))
         except OSError as exc:
             raise ProgramError(f"{argv[0]!r}: {exc.strerror}", EXIT_NOT_RUNNABLE) from None
         self.pid = self.pgid = self.popen.pid

@@ -3,15 +3,21 @@ showing an encrypted one, turned into environment variables for `config exec`.""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
+import structlog
+
 from registrator.configvalues.crypt import CryptError, decrypt
+from registrator.configvalues.environment import skip_reason
 from registrator.configvalues.names import env_name
 from registrator.configvalues.resolve import ConfigReader, Resolved
 from registrator.configvalues.runner import WatchPolicy
 from registrator.errors import ConfigError, RegistratorError
 from registrator.settings import parse_duration
 from registrator.stores.base import Store
+
+log = structlog.get_logger("registrator.config.exec")
 
 
 class NotSetError(RegistratorError):
@@ -61,10 +67,12 @@ class EnvLoader:
 
     def __init__(  # noqa: PLR0913 - what one `config exec` names
             self, store: Store, prefix: str, app: str, host: str, secret_keyring: str | None,
-            env_prefix: str) -> None:
+            env_prefix: str, allow_env: Collection[str] = ()) -> None:
         self.reader = ConfigReader(store, prefix)
         self.app, self.host = app, host
         self.secret_keyring, self.env_prefix = secret_keyring, env_prefix
+        self.allow_env = frozenset(allow_env)
+        self._warned: set[str] = set()  # one warning per skipped name, not one per read
         # Ciphertext -> plaintext of the last read: `--watch` reads every second, and gpg
         # (with an agent to start and stop) is only needed for values that changed.
         self._decrypted: dict[bytes, bytes] = {}
@@ -78,6 +86,15 @@ class EnvLoader:
             if name in env:
                 raise UnusableValueError(f"keys {owners[name]!r} and {key!r} of app "
                                          f"{self.app!r} both become ${name}")
+            reason = skip_reason(name, self.allow_env)
+            if reason is not None:
+                # Skipped before decryption: a value that is not exported is never read.
+                if name not in self._warned:
+                    # The line names the variable itself: it is what the operator looks for.
+                    log.warning(f"not exported: ${name} {reason}",  # noqa: G004
+                                key=resolved.store_key)
+                    self._warned.add(name)
+                continue
             data = self._decrypted.get(resolved.value) if resolved.encrypted else None
             if data is None:
                 data = plaintext(resolved, self.secret_keyring)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from config_support import clean_env
+from config_support import clean_env, exec_cmd
 from harness import new_prefix
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "security"))
@@ -82,3 +82,69 @@ def test_exec_keeps_its_own_credentials_from_the_program(secured, pki, keys, tmp
         "REGISTRATOR_ETCD_ENDPOINTS", "REGISTRATOR_PREFIX"]
     assert seen["REGISTRATOR_ETCD_ENDPOINTS"] == server.endpoint
 
+
+
+def probe(directory: Path, tag: str, out: Path) -> None:
+    """An executable `h21-probe` in `directory` that writes its tag and environment."""
+    directory.mkdir(exist_ok=True)
+    script = directory / "h21-probe"
+    script.write_text(f"#!{sys.executable}\nimport json, os\n"
+                      f"json.dump({{'tag': {tag!r}, 'env': dict(os.environ)}}, "
+                      f"open({str(out)!r}, 'w'))\n")
+    script.chmod(0o755)
+
+
+def run_probe(etcd, prefix: str, tmp_path: Path, *options: str) -> tuple[dict, str]:
+    out = tmp_path / "probe.json"
+    out.unlink(missing_ok=True)
+    good = tmp_path / "good"
+    env = clean_env(PATH=f"{good}:/usr/bin:/bin", HOME="/home/mine", LD_LIBRARY_PATH="/mine")
+    done = subprocess.run(exec_cmd(etcd.endpoint, prefix, "shop", *options,
+                                   program=["h21-probe"]),
+                          env=env, capture_output=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    return json.loads(out.read_text()), done.stderr.decode()
+
+
+def test_store_values_cannot_pick_the_program_or_what_it_loads(config, etcd, prefix,
+                                                                 tmp_path):
+    out = tmp_path / "probe.json"
+    probe(tmp_path / "good", "good", out)
+    probe(tmp_path / "evil", "evil", out)
+    for key, value in (("path", str(tmp_path / "evil")), ("ld_preload", "/nonexistent/evil.so"),
+                       ("ld.library.path", "/evil"), ("home", "/evil"),
+                       ("pythonpath", "/evil"), ("db.url", "postgres://db")):
+        assert config("set", "shop", key, value).code == 0
+    seen, err = run_probe(etcd, prefix, tmp_path)
+    assert seen["tag"] == "good"  # resolved in exec's own PATH, not the store's
+    env = seen["env"]
+    assert env["DB_URL"] == "postgres://db"
+    assert env["PATH"].startswith(str(tmp_path / "good"))
+    assert (env["HOME"], env["LD_LIBRARY_PATH"]) == ("/home/mine", "/mine")
+    assert "LD_PRELOAD" not in env
+    assert "PYTHONPATH" not in env
+    for name in ("PATH", "LD_PRELOAD", "LD_LIBRARY_PATH", "HOME", "PYTHONPATH"):
+        lines = [line for line in err.splitlines() if f"${name} " in line]
+        assert len(lines) == 1, err  # one warning each, naming the variable
+        assert "--allow-env" in lines[0]
+    # Let through by name, on purpose: the value is set, the program is still exec's.
+    seen, err = run_probe(etcd, prefix, tmp_path, "--allow-env", "PATH", "--allow-env",
+                          "HOME")
+    assert seen["tag"] == "good"
+    assert (seen["env"]["PATH"], seen["env"]["HOME"]) == (str(tmp_path / "evil"), "/evil")
+    assert "LD_PRELOAD" not in seen["env"]
+
+
+def test_keys_that_are_not_variable_names_are_skipped(config, etcd, prefix, tmp_path):
+    probe(tmp_path / "good", "good", tmp_path / "probe.json")
+    for key in ("1abc", "0/x", "db.url"):
+        assert config("set", "shop", key, "v-" + key).code == 0
+    seen, err = run_probe(etcd, prefix, tmp_path)
+    assert seen["env"]["DB_URL"] == "v-db.url"
+    assert "1ABC" not in seen["env"]
+    assert "0_X" not in seen["env"]
+    for name in ("1ABC", "0_X"):
+        assert len([line for line in err.splitlines() if f"${name} " in line]) == 1, err
+    # With a prefix they are names again.
+    seen, _ = run_probe(etcd, prefix, tmp_path, "--prefix-env", "APP_")
+    assert (seen["env"]["APP_1ABC"], seen["env"]["APP_0_X"]) == ("v-1abc", "v-0/x")
