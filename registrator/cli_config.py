@@ -16,6 +16,7 @@ import click
 
 from registrator import logs
 from registrator.cli import ENV, _option, open_store, store_options
+from registrator.cli_config_common import ProgramCommand
 from registrator.cli_config_common import host_option as _host_option
 from registrator.cli_config_common import one_line_errors as _one_line_errors
 from registrator.cli_config_common import resolved_host as _host
@@ -171,6 +172,9 @@ def rm(app: str, key: str, host: str | None, **flags: Any) -> None:
         raise NotSetError(f"{key!r} of app {app!r} has no {where}")
 
 
+_STOPPING_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGKILL})
+
+
 def _signal_number(name: str | None) -> int | None:
     if name is None:
         return None
@@ -182,7 +186,7 @@ def _signal_number(name: str | None) -> int | None:
         raise ConfigError(f"--signal {name!r} is not a signal name (e.g. HUP, USR1)") from None
 
 
-@config.command("exec", context_settings=ENV)
+@config.command("exec", cls=ProgramCommand, context_settings=ENV)
 @click.argument("app")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @_host_option
@@ -228,6 +232,11 @@ def exec_(  # noqa: PLR0913 - one argument per flag, by design
     sig = _signal_number(signal_name)
     if sig is not None and not watch:
         raise ConfigError("--signal only makes sense with --watch")
+    if sig in _STOPPING_SIGNALS:
+        # The program would stop at the first change and exec with it: that is a restart
+        # done wrong. Without --signal, a change restarts the program.
+        raise ConfigError(f"--signal {signal_name}: the program would stop at the first "
+                          "change; leave --signal out to restart it on a change")
     policy = watch_policy(interval, wait, kill_timeout, sig) if watch else None
     grace = parse_duration(kill_timeout, "--kill-timeout")
     logs.configure(log_level)

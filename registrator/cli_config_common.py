@@ -44,3 +44,34 @@ def one_line_errors(func: F) -> F:
 
 def resolved_host(host: str | None) -> str:
     return check_host((host or this_host()).strip())
+
+
+class ProgramCommand(click.Command):
+    """A command whose last arguments are a program with options of its own (`config exec
+    APP PROGRAM ARGS...`): option parsing stops at the program's name, as `env`, `sudo` and
+    `nice` do, so `exec app printenv X --host h7` leaves `--host h7` to printenv (issue 21).
+    `--` before the program still works."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, self.split_program(args))
+
+    def split_program(self, args: list[str]) -> list[str]:
+        """`args` with `--` put before the program's first word (the second positional)."""
+        takes_value = {name for param in self.params if isinstance(param, click.Option)
+                       and not param.is_flag and not param.count
+                       for name in (*param.opts, *param.secondary_opts)}
+        positionals = 0
+        skip = False
+        for index, arg in enumerate(args):
+            if skip:
+                skip = False
+                continue
+            if arg == "--":
+                return args
+            if arg.startswith("-") and arg != "-":
+                skip = arg in takes_value  # `--host h7`; `--host=h7` is one word
+                continue
+            positionals += 1
+            if positionals == 2:
+                return [*args[:index], "--", *args[index:]]
+        return args

@@ -47,7 +47,9 @@ _LIBC = _libc() if sys.platform == "linux" else None
 # the child (seen: SIGABRT, silently, with GRPC_VERBOSITY=NONE).
 _SHIM = """
 import ctypes, os, signal, sys
-parent, terminal, executable, argv = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+parent, ready, terminal = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+executable, argv = sys.argv[4], sys.argv[5:]
+os.set_inheritable(ready, False)  # closed by execv: exec learns the program runs
 if sys.platform == "linux":
     try:
         ctypes.CDLL(None).prctl(1, int(signal.SIGKILL), 0, 0, 0)
@@ -118,16 +120,39 @@ class Program:
     def __init__(self, argv: Sequence[str], executable: str, env: Mapping[str, str]) -> None:
         terminal = _terminal()
         self.terminal = terminal
-        shim = [sys.executable, "-I", "-S", "-c", _SHIM, str(os.getpid()),
+        # The shim holds `ready`'s write end until its execv closes it: until then a signal
+        # for the program would hit the shim, so it waits (see `started`).
+        self._ready, ready = os.pipe()
+        shim = [sys.executable, "-I", "-S", "-c", _SHIM, str(os.getpid()), str(ready),
                 str(-1 if terminal is None else terminal), executable, *argv]
         try:
             self.popen = subprocess.Popen(  # noqa: S603 - the command the user gave
-                shim if sys.executable else list(argv), executable=None if sys.executable
-                else executable, env=dict(env), process_group=0,
-                pass_fds=() if terminal is None else (terminal,))
+                shim, env=dict(env), process_group=0,
+                pass_fds=(ready,) if terminal is None else (ready, terminal))
         except OSError as exc:
+            os.close(self._ready)
             raise ProgramError(f"{argv[0]!r}: {exc.strerror}", EXIT_NOT_RUNNABLE) from None
+        finally:
+            os.close(ready)
+        os.set_blocking(self._ready, False)
         self.pid = self.pgid = self.popen.pid
+        self._started = False
+
+    def started(self) -> bool:
+        """Whether the program itself runs (the shim's execv done), or the shim is gone."""
+        if not self._started:
+            try:
+                os.read(self._ready, 1)
+            except BlockingIOError:
+                return False
+            os.close(self._ready)
+            self._started = True
+        return True
+
+    def close(self) -> None:
+        if not self._started:
+            os.close(self._ready)
+            self._started = True
 
     def poll(self) -> int | None:
         code = self.popen.poll()

@@ -73,10 +73,14 @@ class Runner:
         self.restarting = False
         self.kill_at: float | None = None
         self.read_failing = False
+        self.queued: list[int] = []  # signals for the program, until it runs
 
     # -- the program -----------------------------------------------------------------------
 
     def _start(self, executable: str, values: Mapping[str, str]) -> None:
+        if self.program is not None:
+            self.program.close()
+        self.queued = []  # meant for the program that ended
         self.program = Program(self.argv, executable, {**self.base_env, **values})
         self.kill_at = None
         log.info("program started", pid=self.program.pid, variables=sorted(values))
@@ -91,19 +95,29 @@ class Runner:
                 self.kill_at = time.monotonic() + self.grace
 
     def _on_signal(self, sig: int, _frame: FrameType | None) -> None:
-        if self.program is None:
-            self.stopping = self.stopping or sig in STOPPING
-            return
         if sig in STOPPING:
-            # The whole group: the program's children hold the same values.
             self.stopping = True
-            self.program.signal_group(sig)
-            if self.kill_at is None:
+            if self.program is not None and self.kill_at is None:
                 self.kill_at = time.monotonic() + self.grace
-        else:
-            # Reload-style signals go to the program itself; passing them on to its workers
-            # is its own business (a master process may treat HUP as "restart workers").
-            self.program.popen.send_signal(sig)
+        if self.program is None:
+            return
+        self.queued.append(sig)
+        self._deliver()
+
+    def _deliver(self) -> None:
+        """Pass on the signals received, once the program itself runs (before its execv, a
+        signal would end the shim that starts it instead of reaching the program)."""
+        if self.program is None or not self.queued or not self.program.started():
+            return
+        queued, self.queued = self.queued, []
+        for sig in queued:
+            if sig in STOPPING:
+                # The whole group: the program's children hold the same values.
+                self.program.signal_group(sig)
+            else:
+                # Reload-style signals go to the program itself; passing them on to its
+                # workers is its own business (a master may take HUP as "restart workers").
+                self.program.popen.send_signal(sig)
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -117,6 +131,8 @@ class Runner:
             self._start(executable, values)
             return self._loop(executable, values)
         finally:
+            if self.program is not None:
+                self.program.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
@@ -146,6 +162,7 @@ class Runner:
         while True:
             assert self.program is not None  # noqa: S101 - started by run()
             reap(keep=self.program.pid)  # orphans re-parented to exec: no zombies
+            self._deliver()
             if self.program.poll() is not None:
                 done = self._ended(executable, current)
                 if done is not None:
@@ -194,8 +211,8 @@ class Runner:
         if self.watch.signal is not None:
             log.info("configuration changed; signalling the program",
                      signal=signal.Signals(self.watch.signal).name)
-            if self.program.popen.returncode is None:
-                self.program.popen.send_signal(self.watch.signal)
+            self.queued.append(self.watch.signal)
+            self._deliver()
             return
         log.info("configuration changed; restarting the program", variables=sorted(values))
         self.restarting = True
