@@ -6,6 +6,7 @@ writes `address:port` (layouts.host_port)."""
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -13,6 +14,9 @@ from registrator.labels import LabelSet, PortKey
 
 Warn = Callable[[str, str], None]
 NETWORK_LABEL = "registrator.network"
+# An IPv6 zone names an interface (or its number). ipaddress takes any text there, a newline
+# too, which would reach the consumers' templates as a line of its own.
+_ZONE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 def parse_address(text: str) -> str | None:
@@ -22,7 +26,10 @@ def parse_address(text: str) -> str | None:
         address = ipaddress.ip_address(text.strip())
     except ValueError:
         return None
-    return None if address.is_unspecified else str(address)
+    zone = getattr(address, "scope_id", None)
+    if address.is_unspecified or (zone is not None and not _ZONE.fullmatch(zone)):
+        return None
+    return str(address)
 
 
 def choose_binding(bindings: list[dict[str, str]], host_ip: str, warn: Warn,

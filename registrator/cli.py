@@ -26,6 +26,26 @@ def _option(*decls: str, **kwargs: Any) -> Callable[[F], F]:
     return click.option(*decls, show_envvar=True, **kwargs)
 
 
+def _switch(*decls: str, **kwargs: Any) -> Callable[[F], F]:
+    """A mode switch of a one-shot command (--json, ls --hosts, render --once): no
+    environment variable, so an exported one never changes what a command prints or does."""
+    return click.option(*decls, allow_from_autoenv=False, **kwargs)
+
+
+class Duration(click.ParamType[str]):
+    """A duration as operators write it (30, 30s, 500ms, 1m), shown as DURATION in --help.
+    The text goes on unchanged: settings.py parses it and names the flag when it is bad."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None,  # noqa: ARG002 - click's
+                ctx: click.Context | None) -> str:  # noqa: ARG002 - signature
+        return str(value)
+
+
+DURATION = Duration()
+
+
 class LazyGroup(click.Group):
     """Subcommands imported when named (click's documented pattern): `config` pulls in
     python-gnupg and the configuration-value code, which `run` never uses (~2 MB, ~40 ms)."""
@@ -36,6 +56,18 @@ class LazyGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Each command's first sentence whole (click cuts it at the terminal's width and
+        adds "..."); the formatter wraps long ones instead."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.lazy:
@@ -72,7 +104,7 @@ def store_options(func: F) -> F:
         _option("--etcd-user", default=None,
                 help="etcd user; the password comes from REGISTRATOR_ETCD_PASSWORD or a file."),
         _option("--etcd-password-file", default=None, help="File holding the etcd password."),
-        _option("--etcd-timeout", default="5s", help="Timeout of one etcd request."),
+        _option("--etcd-timeout", default="5s", type=DURATION, help="Timeout of one etcd request."),
         _option("--zookeeper", default=None,
                 help="HOST:PORT[,HOST:PORT...][/chroot]: use ZooKeeper instead of etcd."),
         _option("--zookeeper-user", default=None,
@@ -125,9 +157,9 @@ def open_store(flags: dict[str, Any]) -> Store:
 
 @cli.command(context_settings=ENV)
 @store_options
-@_option("--ttl", default="30s",
+@_option("--ttl", default="30s", type=DURATION,
          help="Lease TTL (30, 30s, 1m); with --zookeeper, the session timeout.")
-@_option("--resync", default="60s", help="Full reconcile interval; 0 disables.")
+@_option("--resync", default="60s", type=DURATION, help="Full reconcile interval; 0 disables.")
 @_option("--ip", default=None, help="Address to register [default: source of default route].")
 @_option("--hostname", default=None, help="Name of this host in keys [default: hostname].")
 @_option("--internal", is_flag=True, help="Register container IPs and exposed ports.")
@@ -225,9 +257,9 @@ _LOG_LEVEL = click.Choice(["debug", "info", "warning", "error"])
 @cli.command(name="ls", context_settings=ENV)
 @click.argument("name", required=False)
 @store_options
-@_option("--host", default=None, help="Only entries of this host.")
-@_option("--json", "as_json", is_flag=True, help="One JSON array of the stored entries.")
-@_option("--hosts", is_flag=True, help="List the host records (cluster membership) instead.")
+@_switch("--host", default=None, help="Only entries of this host.")
+@_switch("--json", "as_json", is_flag=True, help="One JSON array of the stored entries.")
+@_switch("--hosts", is_flag=True, help="List the host records (cluster membership) instead.")
 def ls_command(name: str | None, **flags: Any) -> None:
     """Show what is registered: a table, or JSON for scripts."""
     from registrator.consumers import commands
@@ -239,7 +271,7 @@ def ls_command(name: str | None, **flags: Any) -> None:
 @cli.command(name="watch", context_settings=ENV)
 @click.argument("name", required=False)
 @store_options
-@_option("--json", "as_json", is_flag=True, help='Lines of {"op","key","value","revision"}.')
+@_switch("--json", "as_json", is_flag=True, help='Lines of {"op","key","value","revision"}.')
 @_option("--log-level", default="warning", type=_LOG_LEVEL)
 def watch_command(name: str | None, **flags: Any) -> None:
     """Print one line per change under the prefix, from now on; survives store outages."""
@@ -258,8 +290,11 @@ def watch_command(name: str | None, **flags: Any) -> None:
 @_option("--reload-container", default=None,
          help="LABEL=VALUE: signal those containers through the Docker API after a change.")
 @_option("--reload-signal", default="HUP", help="Signal for --reload-container.")
-@_option("--wait", default="200ms:2s", help="MIN[:MAX]: quiet time, and the longest delay.")
-@_option("--once", is_flag=True, help="Render once and exit (0 ok, 1 on any failure).")
+# REGISTRATOR_RENDER_WAIT: `config exec --wait` has other defaults, and one variable for
+# both would set one command's timing with the other's value.
+@_option("--wait", default="200ms:2s", envvar="REGISTRATOR_RENDER_WAIT", metavar="MIN[:MAX]",
+         help="Quiet time before rendering, and the longest delay after a first change.")
+@_switch("--once", is_flag=True, help="Render once and exit (0 ok, 1 on any failure).")
 @_option("--in-place", is_flag=True, help="Rewrite DEST itself (single-file bind mounts).")
 @_option("--mode", default=None,
          help="Octal mode of DEST, e.g. 0644 [default: DEST's; 0600 when it holds a secret].")
@@ -270,7 +305,8 @@ def watch_command(name: str | None, **flags: Any) -> None:
 @_option("--secret-keyring", default=None,
          help="Armored secret keyring to decrypt encrypted configuration values.")
 @_option("--config", default=None, help="TOML file of [[template]] tables; SIGHUP re-reads.")
-@_option("--cmd-timeout", default="30s", help="Timeout of each check and reload command.")
+@_option("--cmd-timeout", default="30s", type=DURATION,
+         help="Timeout of each check and reload command.")
 @_option("--metrics-addr", default=None, help="host:port for /metrics and /healthz.")
 @_option("--log-level", default="info", type=_LOG_LEVEL)
 def render_command(**flags: Any) -> None:
@@ -281,12 +317,34 @@ def render_command(**flags: Any) -> None:
         commands.render(store, keys, flags)
 
 
+def _usage_hint(exc: click.UsageError, args: Sequence[str]) -> str:
+    """Where to look: the help of the command the arguments name (click leaves `ctx` unset
+    for some parser errors), and for an unknown command the group that has it."""
+    ctx = click.Context(cli, info_name="registrator")
+    path: list[str] = ["registrator"]
+    command: click.Command = cli
+    for arg in args:
+        if not isinstance(command, click.Group) or (sub := command.get_command(ctx, arg)) is None:
+            break
+        path.append(arg)
+        command, ctx = sub, click.Context(sub, parent=ctx, info_name=arg)
+    hint = f" (see: {' '.join(path)} --help)"
+    unknown = next((a for a in args[len(path) - 1:] if not a.startswith("-")), None)
+    if isinstance(command, click.Group) and unknown and "No such command" in exc.message:
+        for name in command.list_commands(ctx):
+            group = command.get_command(ctx, name)
+            if isinstance(group, click.Group) and unknown in group.list_commands(ctx):
+                hint += f" (did you mean: {' '.join(path)} {name} {unknown}?)"
+    return hint
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        code = cli.main(args=argv, prog_name="registrator", standalone_mode=False)
+        code = cli.main(args=args, prog_name="registrator", standalone_mode=False)
     except click.UsageError as exc:  # bad flags: one line, exit 2
-        hint = f" (see: registrator {exc.ctx.info_name} --help)" if exc.ctx else ""
-        click.echo(f"registrator: error: {exc.format_message()}{hint}", err=True)
+        click.echo(f"registrator: error: {exc.format_message()}{_usage_hint(exc, args)}",
+                   err=True)
         sys.exit(2)
     except click.ClickException as exc:
         click.echo(f"registrator: error: {exc.format_message()}", err=True)

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from registrator import logs
-from registrator.cli import ENV, _option, open_store, store_options
+from registrator.cli import DURATION, ENV, _option, _switch, open_store, store_options
 from registrator.cli_config_common import ProgramCommand
 from registrator.cli_config_common import host_option as _host_option
 from registrator.cli_config_common import one_line_errors as _one_line_errors
@@ -124,7 +124,7 @@ def get(app: str, key: str, host: str | None, secret_keyring: str | None,
 @config.command("ls", context_settings=ENV)
 @click.argument("app")
 @_host_option
-@_option("--json", "as_json", is_flag=True, help="One JSON array of the resolved values.")
+@_switch("--json", "as_json", is_flag=True, help="One JSON array of the resolved values.")
 @store_options
 @_one_line_errors
 def ls(app: str, host: str | None, as_json: bool, **flags: Any) -> None:
@@ -194,12 +194,13 @@ def _signal_number(name: str | None) -> int | None:
          help="ASCII-armored secret keyring to decrypt encrypted values.")
 @_option("--prefix-env", default="", help="Prefix of every variable name (e.g. SHOP_).")
 @_option("--watch", is_flag=True, help="Restart the command (or --signal it) on a change.")
-@_option("--signal", "signal_name", default=None,
+@_option("--signal", "signal_name", default=None, envvar="REGISTRATOR_SIGNAL",
          help="With --watch: send this signal on a change instead of restarting.")
-@_option("--interval", default="1s", help="With --watch: time between two reads.")
-@_option("--wait", default="500ms:5s",
+@_option("--interval", default="1s", type=DURATION, help="With --watch: time between two reads.")
+# REGISTRATOR_EXEC_WAIT: render's --wait has other defaults (see cli.py).
+@_option("--wait", default="500ms:5s", envvar="REGISTRATOR_EXEC_WAIT", metavar="MIN[:MAX]",
          help="With --watch: MIN[:MAX] quiet time before a change is applied.")
-@_option("--kill-timeout", default="10s",
+@_option("--kill-timeout", default="10s", type=DURATION,
          help="SIGKILL the program's process group this long after SIGTERM (restart, stop).")
 @_option("--allow-env", multiple=True,
          help="Let the store set variable NAME although it can pick what runs (PATH, LD_*, "

@@ -49,7 +49,23 @@ def _convert(exc: BaseException, where: str) -> Exception:
         return DockerAccessError(
             f"permission denied on {path}: run as a user in the socket's group (a container: "
             f"docker run --group-add $(stat -c %g {path}) ...)")
+    if where.startswith("unix://") and _in_chain(exc, FileNotFoundError):
+        # Mostly a container started without the socket mounted: say what to add.
+        path = where.removeprefix("unix://")
+        return DockerUnavailableError(
+            f"no Docker socket at {path}: in a container, mount it (docker run -v "
+            f"{path}:{path}:ro ...), or point DOCKER_HOST at the engine (or a socket proxy)")
     return DockerUnavailableError(f"docker unreachable at {where}: {short(str(exc))}")
+
+
+def _in_chain(exc: BaseException | None, kind: type[BaseException]) -> bool:
+    seen = 0
+    while exc is not None and seen < 10:  # a chain is never this long; a loop could be
+        if isinstance(exc, kind):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
 
 
 def _denied(exc: BaseException | None) -> bool:

@@ -5,6 +5,8 @@ are marked `integration`."""
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
 # Imported after the environment above: testcontainers reads it on import.
 import docker
 from harness import Containers, Daemon, EtcdServer, new_prefix
+from registrator_image import IMAGE, ROOT
 from zk_harness import ZooKeeperServer, zookeeper_available
 
 UNIT = Path(__file__).parent / "unit"
@@ -104,3 +107,26 @@ def start_daemon(store: EtcdServer | ZooKeeperServer, tmp_path: Path,
         store.view.delete_prefix(prefix + "/")
     except Exception:  # noqa: BLE001 - cleanup of a store a test may have stopped
         return
+
+
+# The image, built once per session the way an operator builds it (scripts/build-image), its
+# size and build time reported in the test output (deploy and documentation tests).
+@pytest.fixture(scope="session")
+def image(docker_client: docker.DockerClient, request: pytest.FixtureRequest) -> str:
+    env = {**os.environ, "IMAGE": IMAGE}
+    began = time.monotonic()
+    subprocess.run(["bash", "scripts/build-image"], cwd=ROOT, env=env, check=True, timeout=900)
+    took = time.monotonic() - began
+    size = docker_client.images.get(IMAGE).attrs["Size"]
+    plugins = request.config.pluginmanager
+    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():  # shown even when the tests pass
+            reporter.write_line(f"[deploy] image {IMAGE}: {size / 1e6:.0f} MB, "
+                                f"scripts/build-image took {took:.0f} s")
+    return IMAGE
+
+
+@pytest.fixture(scope="session")
+def docker_gid() -> str:
+    return str(Path("/var/run/docker.sock").stat().st_gid)

@@ -8,7 +8,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import click
@@ -17,10 +17,16 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from registrator.consumers import ls as ls_mod
 from registrator.consumers import watch as watch_mod
-from registrator.consumers.files import Outcome, run_command
 from registrator.consumers.follow import Follower
 from registrator.consumers.jobs import Job, job, load_config
-from registrator.consumers.render import ConfigFactory, RenderLoop, Template, render_all
+from registrator.consumers.process import Outcome, run_command
+from registrator.consumers.render import (
+    ConfigFactory,
+    Reloader,
+    RenderLoop,
+    Template,
+    render_all,
+)
 from registrator.consumers.templates import Snapshot
 from registrator.durations import seconds
 from registrator.errors import ConfigError, StoreError, TransientError
@@ -106,7 +112,7 @@ def _config_factory(store: Store, keys: KeySpace, flags: dict[str, Any]) -> Conf
 
 
 def _once(  # noqa: PLR0913 - what one run needs
-        store: Store, keys: KeySpace, jobs: list[Job], reload: Callable[[Job], Outcome],
+        store: Store, keys: KeySpace, jobs: list[Job], reload: Reloader,
         timeout: float, config: ConfigFactory) -> int:
     try:
         registry = ls_mod.read_registry(store, keys)
@@ -135,9 +141,10 @@ def _job_loader(flags: dict[str, Any]) -> Callable[[], list[Job]]:
     return lambda: [one]
 
 
-def _reloader(timeout: float) -> Callable[[Job], Outcome]:
-    def reload(job: Job) -> Outcome:
-        outcome = run_command(job.reload_cmd, timeout) if job.reload_cmd else Outcome(ok=True)
+def _reloader(timeout: float) -> Reloader:
+    def reload(job: Job, secrets: Collection[str]) -> Outcome:
+        outcome = (run_command(job.reload_cmd, timeout, secrets) if job.reload_cmd
+                   else Outcome(ok=True))
         if outcome.ok and job.reload_container:
             # The Docker SDK costs ~19 MB of memory: only a render that signals loads it.
             from registrator.consumers.signal_containers import signal_containers  # noqa: PLC0415

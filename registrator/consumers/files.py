@@ -1,40 +1,22 @@
 """Putting a rendered file in place safely: stage it next to DEST, check the staged copy, then
-swap it in atomically (or rewrite DEST itself for single-file bind mounts, whose inode must
-stay), and run commands through /bin/sh with a timeout."""
+swap it in atomically, or rewrite DEST itself for single-file bind mounts, whose inode must
+stay. A DEST that is a symlink is followed: its target is what gets replaced, the link stays
+(consul-template does the same). Every failure leaves the last good file and is one Outcome,
+never an exception."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shlex
-import subprocess
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Collection
 from pathlib import Path
 
-DEFAULT_TIMEOUT = 30.0
+from registrator.consumers.process import DEFAULT_TIMEOUT, Outcome, run_command
 
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    ok: bool
-    detail: str = ""
-
-
-def run_command(cmd: str, timeout: float = DEFAULT_TIMEOUT) -> Outcome:
-    """Run `cmd` through /bin/sh -c; failure carries the exit status and its last output line."""
-    try:
-        done = subprocess.run(["/bin/sh", "-c", cmd], capture_output=True, timeout=timeout,  # noqa: S603
-                              check=False, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return Outcome(ok=False, detail=f"timed out after {timeout:g}s: {cmd}")
-    except OSError as exc:
-        return Outcome(ok=False, detail=f"could not run {cmd!r}: {exc.strerror}")
-    if done.returncode == 0:
-        return Outcome(ok=True)
-    output = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()
-    last = output[-1][:300] if output else "no output"
-    return Outcome(ok=False, detail=f"exit {done.returncode}: {last}")
+__all__ = ["DEFAULT_TIMEOUT", "Outcome", "current_text", "install", "run_command"]
 
 
 def current_text(dest: str) -> str | None:
@@ -47,39 +29,52 @@ def current_text(dest: str) -> str | None:
 def install(text: str, dest: str, *,  # noqa: PLR0913 - one argument per setting
             check_cmd: str | None, in_place: bool, mode: int | None,
             timeout: float = DEFAULT_TIMEOUT, secret: bool = False,
-            owner: int | None = None, group: int | None = None) -> Outcome:
-    """Stage, check, swap. On any failure DEST is untouched and the staged file removed.
-    A file that holds a decrypted value (`secret`) is 0600 unless `mode` says otherwise;
-    otherwise DEST's own mode is kept. DEST's owner and group are kept unless given."""
-    target = Path(dest)
-    fd, staged = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                  dir=target.parent if str(target.parent) else ".")
+            owner: int | None = None, group: int | None = None,
+            secrets: Collection[str] = ()) -> Outcome:
+    """Stage, check, swap. On any failure DEST keeps its last good content and the staged
+    file is removed. A file that holds a decrypted value (`secret`) is 0600 unless `mode`
+    says otherwise, and gets that mode before any of its bytes are written; otherwise DEST's
+    own mode is kept. DEST's owner and group are kept unless given. `secrets` are masked in
+    the check's output."""
+    target = Path(os.path.realpath(dest))  # a symlink's target is what gets replaced
+    data = text.encode("utf-8")
+    staged: str | None = None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
         final_mode = _mode_for(target, mode, secret)
+        # mkstemp makes the file 0600: no secret byte is ever readable by others.
+        fd, staged = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
+                                      dir=target.parent)
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.chmod(staged, final_mode)  # noqa: PTH101
         _chown(Path(staged), target, owner, group)
         if check_cmd:
-            checked = run_command(check_cmd.replace("{src}", shlex.quote(staged)), timeout)
+            checked = run_command(check_cmd.replace("{src}", shlex.quote(staged)), timeout,
+                                  secrets)
             if not checked.ok:
                 return Outcome(ok=False, detail=f"check failed: {checked.detail}")
         if in_place:
-            _rewrite(target, text)
-            if mode is not None or secret:
-                target.chmod(final_mode)
-            if owner is not None or group is not None:
-                os.chown(target, -1 if owner is None else owner, -1 if group is None else group)
-        else:
-            Path(staged).replace(target)
+            # The staged copy proved the content fits; removing it gives its room to DEST.
+            os.unlink(staged)  # noqa: PTH108
+            staged = None
+            explicit = mode is not None or secret
+            return _rewrite(target, data, final_mode if explicit else None, owner, group)
+        Path(staged).replace(target)
+        staged = None
     except OSError as exc:
-        return Outcome(ok=False, detail=f"cannot write {dest}: {exc.strerror}")
+        return Outcome(ok=False, detail=f"cannot write {dest}: {_why(exc)}")
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            Path(staged).unlink()
+        if staged is not None:
+            with contextlib.suppress(OSError):
+                Path(staged).unlink()
     return Outcome(ok=True)
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
 
 
 def _mode_for(target: Path, mode: int | None, secret: bool) -> int:
@@ -112,11 +107,58 @@ def _chown(staged: Path, target: Path, owner: int | None, group: int | None) -> 
             raise
 
 
-def _rewrite(target: Path, text: str) -> None:
-    # Same inode: a single-file bind mount (docker-gen #629) sees the new content. Not
-    # atomic, which is the price of that; the check already ran on the staged copy.
-    with target.open("r+" if target.exists() else "w", encoding="utf-8") as out:
-        out.write(text)
-        out.truncate()
-        out.flush()
-        os.fsync(out.fileno())
+def _rewrite(target: Path, data: bytes, mode: int | None, owner: int | None,
+             group: int | None) -> Outcome:
+    """DEST rewritten in place (same inode: a single-file bind mount, docker-gen #629, sees
+    the new content). Mode and owner are set before the first byte. Not atomic, which is the
+    price of that: a write that fails half-way (a full disk) puts the old content back."""
+    existed = target.exists()
+    fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        if mode is not None or not existed:
+            os.fchmod(fd, 0o644 if mode is None else mode)
+        if owner is not None or group is not None:
+            os.fchown(fd, -1 if owner is None else owner, -1 if group is None else group)
+        old = _read_all(fd)
+        try:
+            _overwrite(fd, data)
+        except OSError as exc:
+            return Outcome(ok=False, detail=f"cannot write {target}: {_why(exc)}; "
+                                            f"{_restore(fd, old)}")
+    finally:
+        os.close(fd)
+    return Outcome(ok=True)
+
+
+def _overwrite(fd: int, data: bytes) -> None:
+    """`data` from offset 0, the rest cut off, on disk, and the length checked."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    _write_all(fd, data)
+    os.ftruncate(fd, len(data))
+    os.fsync(fd)
+    if os.fstat(fd).st_size != len(data):
+        raise OSError(errno.EIO, "DEST's length after the write is not the content's")
+
+
+def _restore(fd: int, old: bytes) -> str:
+    """The old content back (it fitted before, and its blocks are still allocated)."""
+    try:
+        _overwrite(fd, old)
+    except OSError as exc:
+        return f"restoring the last good content failed too ({_why(exc)}): DEST is damaged"
+    return "the last good content was put back"
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _read_all(fd: int) -> bytes:
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)

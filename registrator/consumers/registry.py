@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 
+from registrator.consumers.fields import entry_problem, host_problem
 from registrator.keys import KeySpace, segment_problem
 from registrator.layouts import parse_entry
 
@@ -86,10 +87,10 @@ class Registry:
             return _skip(key, str(exc))
         if (service.name, service.id) != where:
             return _skip(key, f"entry says name {service.name[:64]!r} id {service.id[:64]!r}")
-        problem = segment_problem(service.name) or segment_problem(service.id)
-        if problem is not None:
-            return _skip(key, f"name or id {problem}")
         record: Record = service.to_record(registered_at)
+        problem = entry_problem(record)
+        if problem is not None:
+            return _skip(key, problem)
         for field in _SHARED:
             # Thousands of entries repeat a few hosts, names and images: keep one copy each.
             record[field] = sys.intern(str(record[field]))
@@ -107,6 +108,9 @@ class Registry:
             return _skip(key, f"unreadable host record: {exc!r}"[:200])
         if not isinstance(record, dict):
             return _skip(key, "host record is not a JSON object")
+        problem = host_problem(record, hostname)
+        if problem is not None:
+            return _skip(key, problem)
         record.setdefault("hostname", hostname)
         return record
 

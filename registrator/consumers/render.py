@@ -1,25 +1,28 @@
 """`registrator render`: templates kept in step with the registry. Renders at start, then
 after changes (debounced per template); an unchanged output does nothing; a changed one is
 staged, checked, swapped in, and reloaded, with one reload per command for a group of
-templates that changed together. A template error, a failed check or a failed reload leaves
-the last good file, logs one line, and is retried at the next change: the process keeps
-running, whatever the registry or the templates contain."""
+templates that changed together. A template error, a failed check, a failed swap or a failed
+reload leaves the last good file, logs one line, and is retried at the next change; a failed
+swap or reload also on a timer with backoff, and a failed reload is remembered beside DEST
+(reload_state) until one succeeds. The process keeps running, whatever the registry, the
+templates or DEST's file system do."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
-from registrator.consumers import templates
+from registrator.consumers import reload_state, templates
 from registrator.consumers.debounce import Debouncer
 from registrator.consumers.files import DEFAULT_TIMEOUT, Outcome, current_text, install
 from registrator.consumers.follow import Follower
 from registrator.consumers.jobs import Job
+from registrator.consumers.masking import mask
 from registrator.errors import ConfigError
 from registrator.stores.base import Change
 
@@ -27,14 +30,17 @@ if TYPE_CHECKING:
     import jinja2
 
 log = structlog.get_logger("registrator.render")
-Reloader = Callable[[Job], Outcome]  # runs the job's reload (command, container signal)
+# Runs the job's reload (command, container signal); the strings are masked in its output.
+Reloader = Callable[[Job, Collection[str]], Outcome]
+MAX_BACKOFF = 60.0
 
 
 class ConfigLookup(Protocol):
     """`config(app, key, default)` in templates (SPEC §9); `decrypted` says a secret was
     read, so the file is written 0600."""
 
-    decrypted: bool
+    @property
+    def decrypted(self) -> bool: ...
 
     def __call__(self, app: str, key: str, default: str | None = None) -> str | None: ...
 
@@ -42,39 +48,91 @@ class ConfigLookup(Protocol):
 ConfigFactory = Callable[[], ConfigLookup]  # a fresh one per render
 
 
+class Recording:
+    """A render's `config()`, remembering every value it handed to the template: those are
+    in the file, so they are masked wherever a check or reload quotes it."""
+
+    def __init__(self, inner: ConfigLookup) -> None:
+        self.inner = inner
+        self.values: set[str] = set()
+
+    @property
+    def decrypted(self) -> bool:
+        return self.inner.decrypted
+
+    def __call__(self, app: str, key: str, default: str | None = None) -> str | None:
+        value = self.inner(app, key, default)
+        if isinstance(value, str) and value:
+            self.values.add(value)
+        return value
+
+
+def backoff(attempts: int) -> float:
+    """1 s, 2 s, 4 s ... at most MAX_BACKOFF: the delay before the retry after `attempts`
+    failures in a row."""
+    return min(MAX_BACKOFF, 2.0 ** max(attempts - 1, 0))
+
+
 @dataclass(slots=True)
 class Template:
     job: Job
     env: jinja2.Environment = field(init=False)
     debouncer: Debouncer = field(init=False)
-    ok: bool = False  # the last render, check, swap and reload all succeeded
-    reload_pending: bool = False  # swapped in, but its reload failed: retry at the next change
+    rendered_ok: bool = False  # the last render, check and swap succeeded (or nothing changed)
+    install_failed: bool = False  # rendered, but could not be put in place: retried on a timer
+    reload_pending: bool = False  # swapped in, not reloaded yet (kept beside DEST too)
+    secrets: frozenset[str] = frozenset()  # config values of the last render: masked in logs
+    attempts: int = 0  # failures in a row that a timer retries
+    retry_at: float | None = None
 
     def __post_init__(self) -> None:
         self.env = templates.environment(self.job.src)
         self.debouncer = Debouncer(*self.job.wait)
+        # A reload owed by an earlier run, or before a SIGHUP, is still owed.
+        self.reload_pending = bool(self.job.reload_key) and reload_state.owed(self.job.dest)
+
+    @property
+    def ok(self) -> bool:
+        """What /healthz reports: rendered, in place and reloaded."""
+        return self.rendered_ok and not self.reload_pending
+
+    def due_for_retry(self, now: float) -> bool:
+        return self.retry_at is not None and now >= self.retry_at
 
 
-def render_all(items: list[Template], snap: templates.Snapshot, reload: Reloader,
-               timeout: float = DEFAULT_TIMEOUT, config: ConfigFactory | None = None) -> bool:
+def render_all(  # noqa: PLR0913 - what one cycle needs
+        items: list[Template], snap: templates.Snapshot, reload: Reloader,
+        timeout: float = DEFAULT_TIMEOUT, config: ConfigFactory | None = None,
+        clock: Callable[[], float] = time.monotonic) -> bool:
     """One cycle over `items`; True when every one ended well (changed or not)."""
     reloads: dict[str, list[Template]] = {}
     for item in items:
         changed = _render_one(item, snap, timeout, config() if config is not None else None)
         key = item.job.reload_key
-        if key and (changed or (item.ok and item.reload_pending)):
+        # DEST holds the file the debt is about even when this render failed: reload it.
+        if key and (changed or item.reload_pending):
             reloads.setdefault(key, []).append(item)
     for key, group in reloads.items():
-        outcome = reload(group[0].job)
+        secrets = frozenset().union(*(t.secrets for t in group))
+        outcome = reload(group[0].job, secrets)
         names = [t.job.dest for t in group]
-        if outcome.ok:
-            log.info("reloaded", reload=key, dests=names)
-        else:
-            log.error("reload failed; retrying at the next change", reload=key, dests=names,
-                      reason=outcome.detail)
         for item in group:
             item.reload_pending = not outcome.ok
-            item.ok = outcome.ok
+            if outcome.ok:
+                reload_state.settle(item.job.dest)
+        if outcome.ok:
+            log.info("reloaded", reload=mask(key, secrets), dests=names)
+        else:
+            log.error("reload failed; retrying with backoff", reload=mask(key, secrets),
+                      dests=names, reason=outcome.detail,
+                      retry_in=backoff(max(t.attempts for t in group) + 1))
+    now = clock()
+    for item in items:
+        if item.install_failed or item.reload_pending:
+            item.attempts += 1
+            item.retry_at = now + backoff(item.attempts)
+        else:
+            item.attempts, item.retry_at = 0, None
     return all(item.ok for item in items)
 
 
@@ -82,18 +140,23 @@ def _render_one(item: Template, snap: templates.Snapshot, timeout: float,
                 config: ConfigLookup | None) -> bool:
     """Render and install one template; True when DEST got new content."""
     job = item.job
+    recording = Recording(config) if config is not None else None
     try:
-        text = templates.render(item.env, job.src, templates.context(snap, config=config))
+        text = templates.render(item.env, job.src,
+                                templates.context(snap, config=recording))
     except templates.TemplateFailedError as exc:
         failed: templates.TemplateFailedError | templates.KeepPreviousError = exc
     except templates.KeepPreviousError as exc:
         failed = exc
     else:
-        return _install(item, text, timeout, secret=config is not None and config.decrypted)
-    item.ok = False
+        item.secrets = frozenset(recording.values) if recording is not None else frozenset()
+        return _install(item, text, timeout, secret=recording is not None and
+                        recording.decrypted)
+    item.rendered_ok = item.install_failed = False
     if isinstance(failed, templates.TemplateFailedError):
+        values = recording.values if recording is not None else ()
         log.error("template failed; keeping the last good file", template=failed.template,
-                  line=failed.line, reason=failed.reason, dest=job.dest)
+                  line=failed.line, reason=mask(failed.reason, values), dest=job.dest)
     else:
         log.warning("render skipped; keeping the last good file", template=job.src,
                     dest=job.dest, reason=str(failed))
@@ -102,19 +165,29 @@ def _render_one(item: Template, snap: templates.Snapshot, timeout: float,
 
 def _install(item: Template, text: str, timeout: float, *, secret: bool) -> bool:
     job = item.job
+    item.install_failed = False
     if text == current_text(job.dest):
-        item.ok = True  # a pending reload still decides, in render_all
+        item.rendered_ok = True  # a pending reload still decides, in render_all
         return False
+    owed_before = item.reload_pending
+    # Owed before the swap, so a crash between swap and reload still owes it.
+    not_saved = (reload_state.owe(job.dest) if job.reload_key and not owed_before
+                 else None)
     outcome = install(text, job.dest, check_cmd=job.check_cmd, in_place=job.in_place,
                       mode=job.mode, timeout=timeout, secret=secret, owner=job.owner,
-                      group=job.group)
+                      group=job.group, secrets=item.secrets)
     if not outcome.ok:
-        item.ok = False
+        if job.reload_key and not owed_before:
+            reload_state.settle(job.dest)
+        item.rendered_ok, item.install_failed = False, True
         log.error("not installed; keeping the last good file", template=job.src,
                   dest=job.dest, reason=outcome.detail)
         return False
-    item.ok = True
+    item.rendered_ok = True
     log.info("rendered", template=job.src, dest=job.dest, bytes=len(text.encode()))
+    if not_saved is not None:  # only worth a line once the file is in: the debt is real
+        log.warning("reload debt not saved beside DEST; kept in memory only", dest=job.dest,
+                    reason=not_saved)
     return True
 
 
@@ -142,8 +215,11 @@ class RenderLoop:
         """None when /healthz should say ok, otherwise why not."""
         if not self.follower.watching.is_set():
             return "not watching the registry"
-        failing = [t.job.dest for t in self.items if not t.ok]
-        return f"last render failed: {', '.join(failing)}" if failing else None
+        failing = [t.job.dest for t in self.items if not t.rendered_ok]
+        owed = [t.job.dest for t in self.items if t.reload_pending]
+        problems = ([f"last render failed: {', '.join(failing)}"] if failing else []) + (
+            [f"reload failed, retrying: {', '.join(owed)}"] if owed else [])
+        return "; ".join(problems) or None
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -181,7 +257,8 @@ class RenderLoop:
                     self._reread()
                 due = self._wait_due()
                 if due:
-                    render_all(due, self.snapshot(), self.reload, self.timeout, self.config)
+                    render_all(due, self.snapshot(), self.reload, self.timeout, self.config,
+                               self.clock)
                     self.cycles += 1
         finally:
             self.follower.stop()
@@ -195,15 +272,18 @@ class RenderLoop:
     def _wait_due(self) -> list[Template]:
         with self._cond:
             now = self.clock()
-            due = [t for t in self.items if t.debouncer.due(now)]
+            # Due: a change waited out, or a failed install or reload whose retry time came.
+            due = [t for t in self.items if t.debouncer.due(now) or t.due_for_retry(now)]
             if not due:
                 deadlines = [d for t in self.items if (d := t.debouncer.deadline()) is not None]
+                deadlines += [t.retry_at for t in self.items if t.retry_at is not None]
                 wait = min(deadlines) - now if deadlines else 0.5
                 # Short waits at most: SIGHUP and stop are looked at between them.
                 self._cond.wait(min(max(wait, 0.0), 0.5))
                 return []
             for item in due:
                 item.debouncer.done()
+                item.retry_at = None
             return due
 
     def _reread(self) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import docker
 import docker.errors
 
-from registrator.consumers.files import Outcome
+from registrator.consumers.process import Outcome
 
 
 def signal_containers(label: str, signal_name: str, timeout: float = 10.0) -> Outcome:

@@ -14,6 +14,7 @@ from typing import Any
 
 import jinja2
 
+from registrator.consumers.quoting import as_json, haproxy_quote, nginx_quote
 from registrator.consumers.registry import Record
 
 
@@ -38,15 +39,31 @@ class Snapshot:
     hosts: list[Record]
 
 
+class _StrictLoader(jinja2.FileSystemLoader):
+    """A template that is not UTF-8 is an error naming its file, line and byte offset (the
+    codec's own error would be blamed on a line of Python's codecs module)."""
+
+    def get_source(self, environment: jinja2.Environment, template: str,
+                   ) -> tuple[str, str, Callable[[], bool]]:
+        try:
+            return super().get_source(environment, template)
+        except UnicodeDecodeError as exc:
+            path = str(Path(self.searchpath[0]) / template)
+            line = exc.object[:exc.start].count(b"\n") + 1
+            raise TemplateFailedError(path, line, f"not UTF-8 at byte {exc.start}") from None
+
+
 def environment(src: str) -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(Path(src).resolve().parent)),
+        loader=_StrictLoader(str(Path(src).resolve().parent)),
         undefined=jinja2.StrictUndefined,  # never a silent empty string or <no value>
         keep_trailing_newline=True,
         autoescape=False,  # noqa: S701 - config files, not HTML
     )
+    # The quoting filters are how free text (tags, meta, names, host labels) enters a file.
     env.filters.update(tagged=tagged, meta=meta, group_by=group_by, hash=hash_of,
-                       hostport=hostport)
+                       hostport=hostport, haproxy_quote=haproxy_quote,
+                       nginx_quote=nginx_quote, json=as_json)
     env.globals["hostport"] = hostport
     return env
 
@@ -111,7 +128,7 @@ def render(env: jinja2.Environment, src: str, ctx: dict[str, Any]) -> str:
     name = Path(src).name
     try:
         return env.get_template(name).render(ctx)
-    except KeepPreviousError:
+    except (KeepPreviousError, TemplateFailedError):
         raise
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateFailedError(src, exc.lineno or 0, exc.message or str(exc)) from None

@@ -38,7 +38,7 @@ def tls_flags(pki: Pki, cert: str) -> list[str]:
 
 
 def grant_zone(server: TlsEtcdServer, prefix: str) -> None:
-    """What README shows: one role, read-only, on the app's configuration root."""
+    """What docs/configuration.md shows: one role, read-only, on the app's configuration root."""
     for args in (["user", "add", "root", f"--new-user-password={ROOT_PASSWORD}"],
                  ["role", "add", "shop-config"],
                  ["role", "grant-permission", "shop-config", "--prefix=true", "read",

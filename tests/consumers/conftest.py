@@ -3,6 +3,8 @@ stopped by their own pid at the end, and a prefix of the test's own, emptied aft
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -45,3 +47,29 @@ def haproxy(tmp_path):
     yield start
     for proxy in started:
         proxy.stop()
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """mount(name, size, inodes): a small tmpfs of the test's own under tmp_path (a full disk,
+    no inodes, a read-only remount), unmounted at the end. Skips where mounting is not
+    allowed (not root, no CAP_SYS_ADMIN)."""
+    mounted = []
+
+    def mount(name, size="1m", inodes=None):
+        path = tmp_path / name
+        path.mkdir()
+        options = f"size={size}" + (f",nr_inodes={inodes}" if inodes else "")
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            if os.environ.get("CI"):  # CI runs as root on this machine kind: a real failure
+                raise RuntimeError(f"cannot mount a tmpfs: {done.stderr.strip()}")
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        mounted.append(path)
+        return path
+
+    yield mount
+    for path in reversed(mounted):
+        subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
+

@@ -99,6 +99,12 @@ class HAProxy:
         self.log.close()
 
 
+def remount(path: Path, mode: str) -> None:
+    """`ro` or `rw`: a read-only file system appearing (and going) under a running render;
+    `path` is a tmpfs the test mounted (the `tmpfs` fixture)."""
+    subprocess.run(["mount", "-o", f"remount,{mode}", str(path)], check=True)
+
+
 def get(port: int, path: str = "/", timeout: float = 2.0) -> tuple[int, str]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:

@@ -25,29 +25,42 @@ def web(containers, name, body, **labels):
 
 
 @pytest.fixture
-def lb(etcd, start_daemon, haproxy, consumer, tmp_path):
-    """daemon + render + HAProxy for a service name of this test's own."""
-    name = f"lb{uuid.uuid4().hex[:8]}"
-    port = free_port()
-    daemon = start_daemon()
-    dest = tmp_path / "haproxy.cfg"
-    env = {"LB_SERVICE": name, "LB_BIND": f"127.0.0.1:{port}"}
-    common = ("render", "--etcd-endpoints", etcd.endpoint, "--prefix", daemon.prefix,
-              "--template", str(TEMPLATE), "--dest", str(dest),
-              "--check-cmd", f"{HAPROXY} -q -c -f {{src}}")
-    first = cli(*common, "--once", env=env)
-    assert first.returncode == 0, first.stderr
-    proxy = haproxy(dest)
-    render = consumer(*common, "--reload-cmd", proxy.reload_cmd, "--wait", "50ms:1s", env=env)
-    wait_until(lambda: render.logged("watching the registry"), message="render watching")
+def make_lb(etcd, start_daemon, haproxy, consumer, tmp_path):
+    """daemon + render + HAProxy for a service name of this test's own. The example uses
+    require(): there is no file before the service's first entry, so `start()` (HAProxy and
+    the running render) comes after the test's first container is registered."""
 
-    class LB:
-        pass
+    def make(*daemon_args):
+        name = f"lb{uuid.uuid4().hex[:8]}"
+        port = free_port()
+        daemon = start_daemon(*daemon_args)
+        dest = tmp_path / f"haproxy-{name}.cfg"
+        env = {"LB_SERVICE": name, "LB_BIND": f"127.0.0.1:{port}"}
+        common = ("render", "--etcd-endpoints", etcd.endpoint, "--prefix", daemon.prefix,
+                  "--template", str(TEMPLATE), "--dest", str(dest),
+                  "--check-cmd", f"{HAPROXY} -q -c -f {{src}}")
 
-    out = LB()
-    out.name, out.port, out.daemon, out.dest, out.proxy, out.render = (
-        name, port, daemon, dest, proxy, render)
-    return out
+        class LB:
+            def start(self):
+                wait_until(lambda: cli(*common, "--once", env=env).returncode == 0,
+                           timeout=30, message="a first file with the first entry")
+                self.proxy = haproxy(dest)
+                self.render = consumer(*common, "--reload-cmd", self.proxy.reload_cmd,
+                                       "--wait", "50ms:1s", env=env)
+                wait_until(lambda: self.render.logged("watching the registry"),
+                           message="render watching")
+                return self
+
+        out = LB()
+        out.name, out.port, out.daemon, out.dest = name, port, daemon, dest
+        return out
+
+    return make
+
+
+@pytest.fixture
+def lb(make_lb):
+    return make_lb()
 
 
 def measured(text):
@@ -64,15 +77,15 @@ def body_or_none(port):
 
 
 def test_container_serves_through_haproxy_and_leaves_rotation(lb, containers):
-    assert body_or_none(lb.port) is None  # no backend yet: 503
-    started = time.monotonic()
     one = web(containers, lb.name, "one")
+    lb.start()
     wait_until(lambda: body_or_none(lb.port) == "one", timeout=20, message="routed to one")
-    measured(f"container start -> routed through HAProxy: {time.monotonic() - started:.3f} s")
 
+    started = time.monotonic()
     two = web(containers, lb.name, "two")
     wait_until(lambda: {body_or_none(lb.port) for _ in range(6)} == {"one", "two"},
                timeout=20, message="both in rotation")
+    measured(f"container start -> routed through HAProxy: {time.monotonic() - started:.3f} s")
 
     one.stop(timeout=1)  # httpd as PID 1 ignores SIGTERM: killed after 1 s
     stopped = time.monotonic()
@@ -83,8 +96,9 @@ def test_container_serves_through_haproxy_and_leaves_rotation(lb, containers):
 
     two.pause()
     try:
-        wait_until(lambda: "server s_" not in lb.dest.read_text(), timeout=20,
-                   message="paused container out of the config")
+        # The last entry went: require() keeps the file, HAProxy's check takes it out.
+        wait_until(lambda: lb.render.logged("render skipped; keeping the last good file"),
+                   timeout=20, message="render kept the last file")
         wait_until(lambda: body_or_none(lb.port) is None, message="no backend: 503")
     finally:
         two.unpause()
@@ -94,6 +108,7 @@ def test_container_serves_through_haproxy_and_leaves_rotation(lb, containers):
 
 def test_hitless_while_containers_come_and_go(lb, containers):
     first = web(containers, lb.name, "c0")
+    lb.start()
     wait_until(lambda: body_or_none(lb.port) == "c0", timeout=20, message="first backend up")
     loop = ClientLoop(lb.port, rate=20, seconds=15).start()
     try:
@@ -122,12 +137,35 @@ def test_hitless_while_containers_come_and_go(lb, containers):
 
 def test_unhealthy_container_leaves_rotation(lb, containers):
     """The daemon's label check fails -> the entry goes -> render drops the server."""
+    web(containers, lb.name, "other")  # keeps the service non-empty (require())
     checked = web(containers, lb.name, "checked", **{
         "registrator.check.http": "/index.html", "registrator.check.interval": "300ms",
         "registrator.check.fall": "1", "registrator.check.rise": "1"})
-    wait_until(lambda: body_or_none(lb.port) == "checked", timeout=20, message="routed")
+    lb.start()
+    wait_until(lambda: checked.name in lb.dest.read_text(), timeout=20, message="checked in")
+    wait_until(lambda: "checked" in {body_or_none(lb.port) for _ in range(4)}, timeout=20,
+               message="routed")
     checked.exec_run("rm /www/index.html")
     wait_until(lambda: checked.name not in lb.dest.read_text(), timeout=20,
                message="unhealthy container out of the config")
     checked.exec_run("sh -c 'echo back > /www/index.html'")
-    wait_until(lambda: body_or_none(lb.port) == "back", timeout=20, message="healthy again")
+    wait_until(lambda: "back" in {body_or_none(lb.port) for _ in range(4)}, timeout=20,
+               message="healthy again")
+
+
+def test_backend_kept_while_the_daemon_is_down_past_the_ttl(make_lb, containers, etcd):
+    """Issue 20 item 11: a host's registrator dies; after the TTL its entries vanish while
+    its containers still serve. The example keeps the last file (require()) instead of
+    emptying the backend (503 for everyone)."""
+    lb = make_lb("--ttl", "2s")
+    web(containers, lb.name, "one")
+    lb.start()
+    wait_until(lambda: body_or_none(lb.port) == "one", timeout=20, message="routed to one")
+    lb.daemon.kill()
+    wait_until(lambda: not any(k.startswith(f"{lb.daemon.prefix}/services/{lb.name}/")
+                               for k in etcd.view.keys(lb.daemon.prefix + "/")),
+               timeout=30, message="the entries expired with the lease")
+    wait_until(lambda: lb.render.logged("render skipped; keeping the last good file"),
+               timeout=20, message="render kept the last file")
+    assert body_or_none(lb.port) == "one"
+    assert lb.render.alive()

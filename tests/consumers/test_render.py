@@ -105,7 +105,7 @@ def test_running_render_keeps_last_good_file_through_every_failure(etcd, prefix,
     reload_ok.unlink()
     src.write_text(TEMPLATE)
     put_entry(etcd, prefix, "web", "d", 8083)
-    wait_until(lambda: render.logged("reload failed; retrying at the next change"),
+    wait_until(lambda: render.logged("reload failed; retrying with backoff"),
                message="reload failure logged")
     assert "server d" in dest.read_text()
     assert render.alive()
@@ -251,7 +251,7 @@ def test_reload_container_by_label_through_the_docker_api(etcd, prefix, tmp_path
     wait_until(lambda: hups() == 2, message="SIGHUP after the change")
     target.stop(timeout=1)
     put_entry(etcd, prefix, "web", "b", 8081)
-    failed = wait_until(lambda: render.logged("reload failed; retrying at the next change"),
+    failed = wait_until(lambda: render.logged("reload failed; retrying with backoff"),
                         message="no container to signal")
     assert "no running container" in failed[0]["reason"]
 

@@ -17,7 +17,7 @@ UNIT = ROOT / "deploy" / "registrator.service"
 
 def readme_docker_run() -> str:
     text = README.read_text()
-    block = re.search(r"<!-- docker-run -->\s*```sh\n(.*?)```", text, re.DOTALL)
+    block = re.search(r"<!-- docker-run -->\s*(?:<!--.*?-->\s*)?```sh\n(.*?)```", text, re.DOTALL)
     assert block, "README has no docker-run block"
     return block.group(1).replace("\\\n", " ")
 

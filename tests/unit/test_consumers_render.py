@@ -288,7 +288,7 @@ def test_parse_mode():
 
 # --- a render cycle ---------------------------------------------------------------------
 
-def always_ok(_cmd):
+def always_ok(_cmd, _secrets):
     return Outcome(ok=True)
 
 
@@ -300,7 +300,7 @@ def make(tmp_path, name, text, **kwargs):
 def test_cycle_renders_then_does_nothing_when_unchanged(tmp_path):
     reloads = []
     item = make(tmp_path, "a", "{{ service('web') | length }}\n", reload_cmd="r")
-    reload = lambda cmd: reloads.append(cmd.reload_cmd) or Outcome(ok=True)  # noqa: E731
+    reload = lambda cmd, _: reloads.append(cmd.reload_cmd) or Outcome(ok=True)  # noqa: E731
     assert render_all([item], snap(registry(entry())), reload)
     assert Path(item.job.dest).read_text() == "1\n"
     assert render_all([item], snap(registry(entry())), reload)
@@ -312,7 +312,7 @@ def test_one_reload_for_templates_that_changed_together(tmp_path):
     items = [make(tmp_path, n, f"{n}{{{{ service('web') | length }}}}", reload_cmd="same")
              for n in ("a", "b", "c")]
     assert render_all(items, snap(registry(entry())),
-                      lambda cmd: reloads.append(cmd.reload_cmd) or Outcome(ok=True))
+                      lambda cmd, _: reloads.append(cmd.reload_cmd) or Outcome(ok=True))
     assert reloads == ["same"]
 
 
@@ -335,7 +335,7 @@ def test_failed_reload_is_retried_at_the_next_cycle(tmp_path):
     item = make(tmp_path, "a", "{{ service('web') | length }}", reload_cmd="r")
     results = [Outcome(ok=False, detail="boom"), Outcome(ok=True)]
     calls = []
-    reload = lambda cmd: calls.append(cmd.reload_cmd) or results.pop(0)  # noqa: E731
+    reload = lambda cmd, _: calls.append(cmd.reload_cmd) or results.pop(0)  # noqa: E731
     assert not render_all([item], snap(registry(entry())), reload)
     assert item.reload_pending
     assert render_all([item], snap(registry(entry())), reload)  # same output, reload retried

@@ -106,6 +106,11 @@ def test_address_label(labels, addresses):
     ({"registrator.address": "0.0.0.0"}, "registrator.address", []),
     ({"registrator.address": "[fd00::7]"}, "registrator.address", []),
     ({"registrator.address": "10.0.0.256"}, "registrator.address", []),
+    # An IPv6 zone is free text to ipaddress: a newline there would reach the consumers'
+    # templates as a line of its own (issue 20, item 3).
+    ({"registrator.address": "fe80::1%eth0\n    server x 10.6.6.6:80"}, "registrator.address",
+     []),
+    ({"registrator.address": "fe80::1%a b"}, "registrator.address", []),
     ({"registrator.81.address": "nope"}, "registrator.81.address", [80]),  # only that port
 ])
 def test_bad_address_label_warns_once_and_skips_only_that_service(labels, label, left):

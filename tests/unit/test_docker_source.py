@@ -105,3 +105,15 @@ def test_slim_keeps_what_is_read_and_drops_the_rest():
         "HostConfig": {"NetworkMode": "bridge"},
         "NetworkSettings": {"Ports": {"80/tcp": None}, "Networks": {}}}
     assert slim({"Id": "x"}) == {"Id": "x"}  # missing sections stay missing
+
+
+def test_a_missing_docker_socket_says_to_mount_it(tmp_path):
+    # The daemon's container started without `-v /var/run/docker.sock:...`: no file there.
+    path = tmp_path / "docker.sock"
+    source = DockerSource({"DOCKER_HOST": f"unix://{path}"}, timeout=2)
+    with pytest.raises(DockerUnavailableError) as raised:
+        source.ping()
+    message = str(raised.value)
+    assert f"no Docker socket at {path}" in message
+    assert f"-v {path}:{path}:ro" in message  # what to add to `docker run`
+    assert "DOCKER_HOST" in message
