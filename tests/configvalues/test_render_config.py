@@ -5,9 +5,11 @@ value changes. Real etcd, real gpg keys, render as a real process."""
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 
 from config_support import clean_env
@@ -90,3 +92,26 @@ def test_bad_owner_is_exit_2_with_one_line(etcd, prefix, tmp_path):
     assert done.stderr.strip().splitlines() == [
         "registrator: error: --owner 'no-such-user-here': no such user"]
     assert not Path(tmp_path / "out").exists()
+
+
+def test_a_decrypted_value_is_masked_in_what_a_failing_check_prints(
+        etcd, prefix, config, keyfiles, tmp_path):
+    """Issue 21 item 2: the checker quotes the rendered line that holds the decrypted value,
+    raw and in its common encodings; none of them reaches render's log."""
+    secret = "hunter2-Pa55/w0rd+x"  # noqa: S105 - a test value, to be masked
+    src, dest = tmp_path / "app.conf.j2", tmp_path / "app.conf"
+    src.write_text(TEMPLATE)
+    assert config("set", "shop", "db.password", secret, "--encrypt",
+                  "--keyring", keyfiles.public).code == 0
+    encoded = (base64.b64encode(secret.encode()).decode(), urllib.parse.quote(secret, safe=""))
+    check = (f"grep pw= {{src}} >&2; echo {encoded[0]} >&2; echo '{encoded[1]}' >&2; "
+             "exit 1")
+    done = render(etcd, prefix, src, dest, "--secret-keyring", keyfiles.secret,
+                  "--check-cmd", check, "--log-level", "debug")
+    assert done.returncode == 1
+    assert "check failed" in done.stderr
+    for form in (secret, *encoded):
+        assert form not in done.stderr, form
+        assert form not in done.stdout
+    assert "***" in done.stderr
+    assert not dest.exists()
