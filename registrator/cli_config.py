@@ -64,12 +64,16 @@ config.add_command(revoke)
 @click.option("--encrypt", is_flag=True, allow_from_autoenv=False,
               help="Store the value in crypt's encrypted format.")
 @_option("--keyring", default=None, help="ASCII-armored public keyring for --encrypt.")
+@click.option("--allow-argv", is_flag=True, allow_from_autoenv=False,
+              help="With --encrypt: accept VALUE on the command line (`ps` shows it).")
 @store_options
 @_one_line_errors
 def set_(  # noqa: PLR0913 - one argument per flag, by design
         app: str, key: str, value: str, host: str | None, encrypt: bool, keyring: str | None,
-        **flags: Any) -> None:
-    """Set KEY of APP to VALUE ('-' reads the value from stdin)."""
+        allow_argv: bool, **flags: Any) -> None:
+    """Set KEY of APP to VALUE ('-' reads the value from stdin).
+
+    Example: registrator config set shop password - --encrypt --keyring pub.asc < pw.txt"""
     layout = ConfigLayout.under(flags["prefix"])
     target = layout.key_for(app, key, None if host is None else check_host(host))
     if encrypt and not keyring:
@@ -80,6 +84,12 @@ def set_(  # noqa: PLR0913 - one argument per flag, by design
         # Storing in clear what the user meant to encrypt would be the worst outcome.
         raise ConfigError("--keyring without --encrypt: add --encrypt to store the value "
                           "encrypted")
+    if encrypt and value != "-" and not allow_argv:
+        # Checked before anything is read or written: the value is already in `ps`, but it
+        # goes no further, and the hint says how to keep it out next time.
+        raise ConfigError("a value to --encrypt on the command line is visible in `ps` to "
+                          "every user of this host: give '-' and pipe it on stdin, or "
+                          "--allow-argv")
     data = sys.stdin.buffer.read() if value == "-" else value.encode("utf-8", "surrogateescape")
     if encrypt and keyring:
         data = crypt_encrypt(data, keyring)

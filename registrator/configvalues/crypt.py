@@ -32,6 +32,7 @@ import gnupg
 
 from registrator.configvalues.openpgp import starts_public_key_encrypted
 from registrator.errors import RegistratorError
+from registrator.settings import warn_if_exposed
 
 # python-gnupg logs what gpg says, and at debug level the data it handles: silenced, since
 # that could be a secret value.
@@ -85,6 +86,8 @@ def _gnupg_home() -> Iterator[gnupg.GPG]:
 
 
 def _read_keyring(path: str, flag: str) -> str:
+    if flag == "--secret-keyring":
+        warn_if_exposed(path, flag)
     try:
         text = Path(path).read_text(encoding="ascii")
     except UnicodeDecodeError:

@@ -81,7 +81,7 @@ def test_crypt_cli_refuses_our_value_with_the_wrong_key(v2etcd, keys):
     prefix = new_prefix()
     try:
         run_config(v2etcd.endpoint, prefix, "set", "shop", "k", "value", "--encrypt",
-                   "--keyring", alice.public)
+                   "--keyring", alice.public, "--allow-argv")
         raw = next(iter(v2etcd.view.items(f"{prefix}/config/shop/").values())).decode()
         v2etcd.v2_put("/shop/wrongkey", raw)
         read = v2etcd.crypt("get", "-secret-keyring", bob.secret, "/shop/wrongkey")

@@ -66,7 +66,7 @@ def test_exec_keeps_its_own_credentials_from_the_program(secured, pki, keys, tmp
     server, prefix = secured
     alice, _ = keys
     set_value(pki, server, prefix, "shop", "db.password", "hunter2-s3cret", "--encrypt",
-              "--keyring", alice.public)
+              "--keyring", alice.public, "--allow-argv")
     env = store_env(pki, server, prefix, REGISTRATOR_SECRET_KEYRING=alice.secret,
                     REGISTRATOR_LOG_LEVEL="warning", UNRELATED="kept")
     seen, _ = dumped_env(tmp_path, ["shop"], env)

@@ -59,7 +59,7 @@ def test_a_decrypted_value_makes_the_file_0600_and_owner_is_kept(
     src, dest = tmp_path / "app.conf.j2", tmp_path / "app.conf"
     src.write_text(TEMPLATE)
     assert config("set", "shop", "db.password", "s3cret", "--encrypt",
-                  "--keyring", keyfiles.public).code == 0
+                  "--keyring", keyfiles.public, "--allow-argv").code == 0
 
     without = render(etcd, prefix, src, dest)
     assert without.returncode == 1
@@ -102,7 +102,7 @@ def test_a_decrypted_value_is_masked_in_what_a_failing_check_prints(
     src, dest = tmp_path / "app.conf.j2", tmp_path / "app.conf"
     src.write_text(TEMPLATE)
     assert config("set", "shop", "db.password", secret, "--encrypt",
-                  "--keyring", keyfiles.public).code == 0
+                  "--keyring", keyfiles.public, "--allow-argv").code == 0
     encoded = (base64.b64encode(secret.encode()).decode(), urllib.parse.quote(secret, safe=""))
     check = (f"grep pw= {{src}} >&2; echo {encoded[0]} >&2; echo '{encoded[1]}' >&2; "
              "exit 1")
