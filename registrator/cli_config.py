@@ -212,6 +212,8 @@ def _signal_number(name: str | None) -> int | None:
          help="With --watch: MIN[:MAX] quiet time before a change is applied.")
 @_option("--kill-timeout", default="10s", type=DURATION,
          help="SIGKILL the program's process group this long after SIGTERM (restart, stop).")
+@_option("--retry-for", default="30s", type=DURATION,
+         help="A store unreachable at start is retried this long (0: exit at once).")
 @_option("--allow-env", multiple=True,
          help="Let the store set variable NAME although it can pick what runs (PATH, LD_*, "
          "HOME...); may repeat.")
@@ -224,8 +226,8 @@ def _signal_number(name: str | None) -> int | None:
 def exec_(  # noqa: PLR0913 - one argument per flag, by design
         app: str, command: tuple[str, ...], host: str | None, secret_keyring: str | None,
         prefix_env: str, watch: bool, signal_name: str | None, interval: str, wait: str,
-        kill_timeout: str, allow_env: tuple[str, ...], pass_env: tuple[str, ...],
-        log_level: str, **flags: Any) -> None:
+        kill_timeout: str, retry_for: str, allow_env: tuple[str, ...],
+        pass_env: tuple[str, ...], log_level: str, **flags: Any) -> None:
     """Run COMMAND with APP's values as environment variables (db.url -> DB_URL).
 
     A variable the store has no value for keeps what the environment gives it, so the
@@ -250,13 +252,14 @@ def exec_(  # noqa: PLR0913 - one argument per flag, by design
                           "change; leave --signal out to restart it on a change")
     policy = watch_policy(interval, wait, kill_timeout, sig) if watch else None
     grace = parse_duration(kill_timeout, "--kill-timeout")
+    retry = parse_duration(retry_for, "--retry-for")
     logs.configure(log_level)
     store = open_store(flags)
     try:
         load = EnvLoader(store, flags["prefix"], app, who, secret_keyring, prefix_env,
                          allow_env)
         try:
-            code = run_program(command, base_env, load, policy, grace)
+            code = run_program(command, base_env, load, policy, grace, retry)
         except ProgramError as exc:
             click.echo(f"registrator: error: {exc}", err=True)
             code = exc.code

@@ -25,7 +25,7 @@ from registrator.configvalues.process import (
     reap,
     resolve,
 )
-from registrator.errors import RegistratorError
+from registrator.errors import RegistratorError, TransientError
 
 __all__ = ["EXIT_NOT_FOUND", "EXIT_NOT_RUNNABLE", "ProgramError", "Runner", "WatchPolicy",
            "exit_code", "run_program"]
@@ -39,6 +39,7 @@ FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signa
 STOPPING = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
 _TICK = 0.05  # how often the program's state is looked at; signals are passed on at once
 DEFAULT_GRACE = 10.0
+_FIRST_RETRY, _LAST_RETRY = 0.25, 5.0  # backoff while the store is unreachable at start
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +61,9 @@ class Runner:
     they cannot be read. `base_env` keeps what the store does not set. `grace`: SIGKILL
     this long after SIGTERM, on a stop as on a restart."""
 
-    def __init__(self, argv: Sequence[str], base_env: Mapping[str, str],
+    def __init__(self, argv: Sequence[str], base_env: Mapping[str, str],  # noqa: PLR0913
                  load: Callable[[], dict[str, str]], watch: WatchPolicy | None = None,
-                 grace: float | None = None) -> None:
+                 grace: float | None = None, retry_for: float = 0.0) -> None:
         self.argv = list(argv)
         self.base_env = dict(base_env)
         self.load = load
@@ -74,6 +75,7 @@ class Runner:
         self.kill_at: float | None = None
         self.read_failing = False
         self.queued: list[int] = []  # signals for the program, until it runs
+        self.retry_for = retry_for
 
     # -- the program -----------------------------------------------------------------------
 
@@ -124,7 +126,7 @@ class Runner:
     def run(self) -> int:
         # Resolved in exec's own PATH, before any value is applied (issue 21).
         executable = resolve(self.argv[0], self.base_env.get("PATH"))
-        values = self.load()
+        values = self._first_load()
         become_subreaper()
         previous = {sig: signal.signal(sig, self._on_signal) for sig in FORWARDED}
         try:
@@ -135,6 +137,28 @@ class Runner:
                 self.program.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def _first_load(self) -> dict[str, str]:
+        """The values to start with. A store that cannot be reached is retried with backoff
+        for `retry_for` seconds (a container often starts before its store answers); any
+        other problem, and the last failure, end exec with one line."""
+        deadline = time.monotonic() + self.retry_for
+        delay = _FIRST_RETRY
+        while True:
+            try:
+                return self.load()
+            except TransientError as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    if self.retry_for > 0:
+                        raise type(exc)(f"{exc} (still, after retrying for "
+                                        f"{self.retry_for:g}s)") from None
+                    raise
+                if delay == _FIRST_RETRY:
+                    log.warning("store unreachable; retrying", retry_for=self.retry_for,
+                                error=str(exc))
+                time.sleep(min(delay, left))
+                delay = min(delay * 2, _LAST_RETRY)
 
     def _ended(self, executable: str, current: dict[str, str]) -> int | None:
         """The program's leader exited: once its group is empty too, restart it or give
@@ -219,7 +243,7 @@ class Runner:
         self._terminate()
 
 
-def run_program(argv: Sequence[str], base_env: Mapping[str, str],
+def run_program(argv: Sequence[str], base_env: Mapping[str, str],  # noqa: PLR0913
                 load: Callable[[], dict[str, str]], watch: WatchPolicy | None = None,
-                grace: float | None = None) -> int:
-    return Runner(argv, base_env, load, watch, grace).run()
+                grace: float | None = None, retry_for: float = 0.0) -> int:
+    return Runner(argv, base_env, load, watch, grace, retry_for).run()
