@@ -4,6 +4,8 @@ overrides apply."""
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -17,12 +19,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def host_option(func: F) -> F:
-    # REGISTRATOR_HOSTNAME as well: where `run` is told its host name that way, `config`
-    # resolves for the same host without being told again.
+    # One rule for every command (issue 21): REGISTRATOR_HOSTNAME names this host, as `run`
+    # and `render` read it, so `config` resolves for the host `run` writes records for.
     return click.option(
-        "--host", default=None, envvar=["REGISTRATOR_HOST", "REGISTRATOR_HOSTNAME"],
-        show_envvar=True, help="Host whose overrides apply [default: this host, as `run` "
-        "names it].")(func)
+        "--host", default=None, envvar="REGISTRATOR_HOSTNAME", show_envvar=True,
+        allow_from_autoenv=False,  # click would fall back to REGISTRATOR_HOST
+        help="Host whose overrides apply [default: this host, as `run` names it].")(func)
 
 
 def one_line_errors(func: F) -> F:
@@ -43,6 +45,11 @@ def one_line_errors(func: F) -> F:
 
 
 def resolved_host(host: str | None) -> str:
+    stray = os.environ.get("REGISTRATOR_HOST")
+    if stray and host is None and stray.strip() != this_host():
+        # Read by earlier versions before REGISTRATOR_HOSTNAME: say why it has no effect.
+        sys.stderr.write("registrator: warning: REGISTRATOR_HOST is not read; "
+                         "REGISTRATOR_HOSTNAME names this host for every command\n")
     return check_host((host or this_host()).strip())
 
 

@@ -32,7 +32,8 @@ class Resolved:
 
 
 def this_host() -> str:
-    """The host name `run` writes records under when --hostname is not given."""
+    """The host name `run` writes records under when neither --hostname nor
+    REGISTRATOR_HOSTNAME is given (those come through each command's own flag)."""
     return socket.gethostname().strip()
 
 

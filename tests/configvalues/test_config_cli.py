@@ -192,9 +192,9 @@ def test_store_unreachable_is_one_line_exit_1(prefix):
 
 
 def test_environment_never_redirects_a_write(etcd, prefix, keyfiles):
-    """REGISTRATOR_HOST (meant for get/ls/exec) must not turn a `set` of the default into a
+    """REGISTRATOR_HOSTNAME (meant for get/ls/exec) must not turn a `set` of the default into a
     host override, nor REGISTRATOR_KEYRING turn a plain `set` into an encrypted one."""
-    env = clean_env(REGISTRATOR_HOST="host7", REGISTRATOR_KEYRING=keyfiles.public,
+    env = clean_env(REGISTRATOR_HOSTNAME="host7", REGISTRATOR_KEYRING=keyfiles.public,
                     REGISTRATOR_DEFAULT="from-env")
     assert run_config(etcd.endpoint, prefix, "set", "shop", "k", "v", env=env).code == 0
     assert etcd.view.items(prefix + "/") == {f"{prefix}/config/shop/defaults/k": b"v"}
@@ -203,6 +203,7 @@ def test_environment_never_redirects_a_write(etcd, prefix, keyfiles):
     assert encrypted.code == 0, encrypted.err
     assert run_config(etcd.endpoint, prefix, "get", "shop", "nope", env=env).code == 1
     assert run_config(etcd.endpoint, prefix, "rm", "shop", "k", env=env).code == 0
-    # get/ls do resolve for REGISTRATOR_HOST.
+    # get/ls resolve for REGISTRATOR_HOSTNAME (issue 21: REGISTRATOR_HOST is not read).
     run_config(etcd.endpoint, prefix, "set", "shop", "k", "on7", "--host", "host7")
+    env = clean_env(REGISTRATOR_HOSTNAME="host7")
     assert run_config(etcd.endpoint, prefix, "get", "shop", "k", env=env).text == "on7\n"

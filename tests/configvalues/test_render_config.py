@@ -115,3 +115,31 @@ def test_a_decrypted_value_is_masked_in_what_a_failing_check_prints(
         assert form not in done.stdout
     assert "***" in done.stderr
     assert not dest.exists()
+
+
+def test_one_host_name_rule_for_get_exec_and_render(etcd, prefix, config, tmp_path):
+    """Issue 21 item 14: REGISTRATOR_HOSTNAME names this host for every command (as `run`
+    reads it); REGISTRATOR_HOST is not a second, competing name."""
+    assert config("set", "shop", "db.url", "default-url").code == 0
+    assert config("set", "shop", "db.url", "h7-url", "--host", "h7").code == 0
+    src, dest, dump = tmp_path / "t.j2", tmp_path / "t.out", tmp_path / "exec.out"
+    src.write_text("{{ config('shop', 'db.url') }}\n")
+
+    def seen(**env: str) -> tuple[str, str, str]:
+        base = [sys.executable, "-m", "registrator"]
+        store = ["--etcd-endpoints", etcd.endpoint, "--prefix", prefix]
+        got = subprocess.run([*base, "config", "get", "shop", "db.url", *store],
+                             env=clean_env(**env), capture_output=True, text=True,
+                             timeout=60, check=False)
+        ran = subprocess.run([*base, "config", "exec", "shop", *store, "--", "sh", "-c",
+                              f'echo "$DB_URL" > {dump}'], env=clean_env(**env),
+                             capture_output=True, text=True, timeout=60, check=False)
+        rendered = subprocess.run([*base, "render", *store, "--template", str(src),
+                                   "--dest", str(dest), "--once"], env=clean_env(**env),
+                                  capture_output=True, text=True, timeout=60, check=False)
+        assert (got.returncode, ran.returncode, rendered.returncode) == (0, 0, 0), (
+            got.stderr, ran.stderr, rendered.stderr)
+        return got.stdout.strip(), dump.read_text().strip(), dest.read_text().strip()
+
+    assert seen(REGISTRATOR_HOSTNAME="h7") == ("h7-url", "h7-url", "h7-url")
+    assert seen(REGISTRATOR_HOST="h7") == ("default-url", "default-url", "default-url")
