@@ -30,7 +30,7 @@ from typing import IO
 
 import gnupg
 
-from registrator.configvalues.openpgp import starts_public_key_encrypted
+from registrator.configvalues.openpgp import other_message_kind, starts_public_key_encrypted
 from registrator.errors import RegistratorError
 from registrator.settings import warn_if_exposed
 
@@ -58,6 +58,23 @@ def is_encrypted(value: bytes) -> bool:
     the decoded bytes must start with the packet an encrypted message starts with."""
     raw = _decode(value)
     return raw is not None and starts_public_key_encrypted(raw)
+
+
+def foreign_form(value: bytes) -> str | None:
+    """What a stored value is when it is an OpenPGP message crypt does not produce (armored,
+    symmetric, signed...): a phrase for one error line; None for crypt's format and for
+    anything that is no OpenPGP message. Such a value is never handed out as if it were the
+    value, nor decrypted (issue 21)."""
+    armor = b"-----BEGIN PGP MESSAGE-----"  # not a key block, nor clear-signed text
+    if value.lstrip().startswith(armor):
+        return "an ASCII-armored OpenPGP message"
+    raw = _decode(value)
+    if raw is None:
+        return None
+    if raw.lstrip().startswith(armor):
+        return "base64 of an ASCII-armored OpenPGP message"
+    kind = other_message_kind(raw)
+    return None if kind is None else f"a {kind} OpenPGP message"
 
 
 def _decode(value: bytes) -> bytes | None:

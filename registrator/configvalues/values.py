@@ -31,9 +31,13 @@ class UnusableValueError(RegistratorError):
 def plaintext(resolved: Resolved, secret_keyring: str | None) -> bytes:
     """The value itself; an encrypted one only with a secret keyring, never its ciphertext
     in place of the value."""
-    if not resolved.encrypted:
-        return resolved.value
     name = resolved.store_key or resolved.key
+    if not resolved.encrypted:
+        form = resolved.foreign
+        if form is not None:
+            raise CryptError(f"{name}: the stored value is {form}, a form crypt does not "
+                             "produce; store it with `config set --encrypt`")
+        return resolved.value
     if not secret_keyring:
         raise CryptError(f"{name} is encrypted: give --secret-keyring (or "
                          "REGISTRATOR_SECRET_KEYRING) to read it")
@@ -44,6 +48,8 @@ def shown(resolved: Resolved, width: int) -> str:
     """One table cell: encrypted values are marked, others escaped and cut to `width`."""
     if resolved.encrypted:
         return "(encrypted)"
+    if resolved.foreign is not None:
+        return "(OpenPGP, not crypt's format)"
     text = repr(resolved.value.decode("utf-8", "replace"))[1:-1]
     return text if len(text) <= width else text[:width - 3] + "..."
 
@@ -51,14 +57,15 @@ def shown(resolved: Resolved, width: int) -> str:
 def describe(resolved: Resolved, host: str) -> dict[str, Any]:
     """`config ls --json`: the value as text, or null when it is encrypted (or not text)."""
     value: str | None = None
-    if not resolved.encrypted:
+    encrypted = resolved.encrypted or resolved.foreign is not None
+    if not encrypted:
         try:
             value = resolved.value.decode("utf-8")
         except UnicodeDecodeError:
             value = None
     return {"key": resolved.key, "source": str(resolved.source),
             "host": host if resolved.source == "host" else None,
-            "store_key": resolved.store_key, "encrypted": resolved.encrypted, "value": value}
+            "store_key": resolved.store_key, "encrypted": encrypted, "value": value}
 
 
 class EnvLoader:
