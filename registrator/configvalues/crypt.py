@@ -127,8 +127,9 @@ def _import(gpg: gnupg.GPG, path: str, flag: str, *, secret: bool) -> Sequence[s
 
 
 def encrypt(plaintext: bytes, keyring: str) -> bytes:
-    """crypt's format for `plaintext`, readable by every key in the public `keyring` file
-    (crypt encrypts to every key of its keyring too)."""
+    """crypt's format for `plaintext`, readable by every key in the public `keyring` file.
+    crypt itself encrypts only to the first armor block of a concatenated keyring; every
+    key is what an operator who concatenated them meant (tested against the real CLI)."""
     packed = gzip.compress(plaintext)
     with _gnupg_home() as gpg:
         recipients = _import(gpg, keyring, "--keyring", secret=False)

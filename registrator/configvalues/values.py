@@ -146,4 +146,11 @@ class TemplateConfig:
             return default
         if resolved.encrypted:
             self.decrypted = True
-        return plaintext(resolved, self.secret_keyring).decode("utf-8", "replace")
+        data = plaintext(resolved, self.secret_keyring)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            # Replacing bytes by U+FFFD would render a value nobody stored (issue 21).
+            raise UnusableValueError(f"{resolved.store_key or key}: the value is not UTF-8 "
+                                     f"text (byte {exc.start}); config() returns text"
+                                     ) from None
