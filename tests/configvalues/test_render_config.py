@@ -143,3 +143,23 @@ def test_one_host_name_rule_for_get_exec_and_render(etcd, prefix, config, tmp_pa
 
     assert seen(REGISTRATOR_HOSTNAME="h7") == ("h7-url", "h7-url", "h7-url")
     assert seen(REGISTRATOR_HOST="h7") == ("default-url", "default-url", "default-url")
+
+
+def test_in_place_over_a_0644_dest_holds_the_secret_0600_same_inode(
+        etcd, prefix, config, keyfiles, tmp_path):
+    """Issue 21 item 3 (fixed in files.py by issue 20, whose unit test saw the old order
+    fail): the staged copy the check reads and DEST itself are 0600 once they hold a secret,
+    and DEST keeps its inode (a single-file bind mount)."""
+    src, dest, modes = tmp_path / "app.conf.j2", tmp_path / "app.conf", tmp_path / "modes"
+    src.write_text(TEMPLATE)
+    dest.write_text("old content\n")
+    dest.chmod(0o644)
+    inode = dest.stat().st_ino
+    assert config("set", "shop", "db.password", "-", "--encrypt", "--keyring",
+                  keyfiles.public, stdin=b"in-place-s3cret").code == 0
+    done = render(etcd, prefix, src, dest, "--secret-keyring", keyfiles.secret, "--in-place",
+                  "--check-cmd", f"stat -c %a {{src}} >> {modes}")
+    assert done.returncode == 0, done.stderr
+    assert "pw=in-place-s3cret" in dest.read_text()
+    assert (dest.stat().st_ino, dest.stat().st_mode & 0o777) == (inode, 0o600)
+    assert modes.read_text().split() == ["600"]
