@@ -361,6 +361,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         code = cli.main(args=args, prog_name="registrator", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        # A bare group (`registrator config`) asks what it can do: its help, not an error.
+        click.echo(exc.ctx.get_help() if exc.ctx is not None else cli.get_help(
+            click.Context(cli, info_name="registrator")))
+        sys.exit(0)
     except click.UsageError as exc:  # bad flags: one line, exit 2
         click.echo(f"registrator: error: {exc.format_message()}{_usage_hint(exc, args)}",
                    err=True)

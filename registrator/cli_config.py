@@ -6,18 +6,23 @@ line for bad names or flags (nothing is written then)."""
 
 from __future__ import annotations
 
-import functools
 import json
+import os
 import signal
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from registrator import logs
 from registrator.cli import DURATION, ENV, _option, _switch, open_store, store_options
+from registrator.cli_config_common import ProgramCommand
+from registrator.cli_config_common import host_option as _host_option
+from registrator.cli_config_common import one_line_errors as _one_line_errors
+from registrator.cli_config_common import resolved_host as _host
+from registrator.cli_config_zones import grant, revoke
 from registrator.configvalues.crypt import encrypt as crypt_encrypt
+from registrator.configvalues.environment import program_base_env
 from registrator.configvalues.names import (
     ConfigLayout,
     check_app,
@@ -25,7 +30,7 @@ from registrator.configvalues.names import (
     check_host,
     check_key,
 )
-from registrator.configvalues.resolve import ConfigReader, Source, this_host
+from registrator.configvalues.resolve import ConfigReader, Source
 from registrator.configvalues.runner import ProgramError, run_program
 from registrator.configvalues.values import (
     EnvLoader,
@@ -35,45 +40,19 @@ from registrator.configvalues.values import (
     shown,
     watch_policy,
 )
-from registrator.errors import ConfigError, RegistratorError
+from registrator.errors import ConfigError
+from registrator.settings import parse_duration
 
-F = TypeVar("F", bound=Callable[..., Any])
 _LS_WIDTH = 60  # longest value `config ls` shows in its table
-
-
-def _host_option(func: F) -> F:
-    # REGISTRATOR_HOSTNAME as well: where `run` is told its host name that way, `config`
-    # resolves for the same host without being told again.
-    return click.option(
-        "--host", default=None, envvar=["REGISTRATOR_HOST", "REGISTRATOR_HOSTNAME"],
-        show_envvar=True, help="Host whose overrides apply [default: this host, as `run` "
-        "names it].")(func)
-
-
-def _one_line_errors(func: F) -> F:
-    """Store, keyring and value problems: exit 1 with one line. ConfigError (bad names or
-    flags) goes on to main(), which exits 2."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except ConfigError:
-            raise
-        except RegistratorError as exc:
-            message = " ".join(str(exc).split()) or type(exc).__name__
-            raise click.ClickException(message) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _host(host: str | None) -> str:
-    return check_host((host or this_host()).strip())
 
 
 @click.group(context_settings=ENV)
 def config() -> None:
     """Configuration values: defaults per app, overrides per host, optionally encrypted."""
+
+
+config.add_command(grant)
+config.add_command(revoke)
 
 
 @config.command("set", context_settings=ENV)
@@ -85,12 +64,16 @@ def config() -> None:
 @click.option("--encrypt", is_flag=True, allow_from_autoenv=False,
               help="Store the value in crypt's encrypted format.")
 @_option("--keyring", default=None, help="ASCII-armored public keyring for --encrypt.")
+@click.option("--allow-argv", is_flag=True, allow_from_autoenv=False,
+              help="With --encrypt: accept VALUE on the command line (`ps` shows it).")
 @store_options
 @_one_line_errors
 def set_(  # noqa: PLR0913 - one argument per flag, by design
         app: str, key: str, value: str, host: str | None, encrypt: bool, keyring: str | None,
-        **flags: Any) -> None:
-    """Set KEY of APP to VALUE ('-' reads the value from stdin)."""
+        allow_argv: bool, **flags: Any) -> None:
+    """Set KEY of APP to VALUE ('-' reads the value from stdin).
+
+    Example: registrator config set shop password - --encrypt --keyring pub.asc < pw.txt"""
     layout = ConfigLayout.under(flags["prefix"])
     target = layout.key_for(app, key, None if host is None else check_host(host))
     if encrypt and not keyring:
@@ -101,6 +84,12 @@ def set_(  # noqa: PLR0913 - one argument per flag, by design
         # Storing in clear what the user meant to encrypt would be the worst outcome.
         raise ConfigError("--keyring without --encrypt: add --encrypt to store the value "
                           "encrypted")
+    if encrypt and value != "-" and not allow_argv:
+        # Checked before anything is read or written: the value is already in `ps`, but it
+        # goes no further, and the hint says how to keep it out next time.
+        raise ConfigError("a value to --encrypt on the command line is visible in `ps` to "
+                          "every user of this host: give '-' and pipe it on stdin, or "
+                          "--allow-argv")
     data = sys.stdin.buffer.read() if value == "-" else value.encode("utf-8", "surrogateescape")
     if encrypt and keyring:
         data = crypt_encrypt(data, keyring)
@@ -193,36 +182,7 @@ def rm(app: str, key: str, host: str | None, **flags: Any) -> None:
         raise NotSetError(f"{key!r} of app {app!r} has no {where}")
 
 
-@config.command(context_settings=ENV)
-@click.argument("app")
-@click.option("--user", required=True, allow_from_autoenv=False,
-              help="etcd user that gets the role.")
-@click.option("--write", is_flag=True, allow_from_autoenv=False,
-              help="Also let the user write the app's values.")
-@click.option("--role", default=None, allow_from_autoenv=False,
-              help="Role name [default: config-<app>].")
-@store_options
-@_one_line_errors
-def grant(app: str, user: str, write: bool, role: str | None, **flags: Any) -> None:
-    """Access zone: give etcd USER a role that can read (--write: and write) APP's
-    configuration and nothing else. Run it as an etcd user that may manage auth (root)."""
-    # Imported here: `registrator --help` should not import grpc.
-    from registrator.stores.etcd import EtcdStore  # noqa: PLC0415
-    from registrator.stores.etcd_roles import grant_prefix  # noqa: PLC0415
-
-    root = ConfigLayout.under(flags["prefix"]).app_root(app)
-    for what, name in (("--user", user), ("--role", role)):
-        if name is not None and (not name or any(not ch.isprintable() for ch in name)):
-            raise ConfigError(f"{what} {name!r} must be printable and not empty")
-    store = open_store(flags)
-    try:
-        if not isinstance(store, EtcdStore):
-            raise ConfigError("config grant needs an etcd store (etcd roles)")
-        grant_prefix(store, role or f"config-{app}", root, user, write)
-    finally:
-        store.close()
-    access = "read-write" if write else "read"
-    click.echo(f"user {user!r} has role {role or f'config-{app}'!r}: {access} on {root}")
+_STOPPING_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGKILL})
 
 
 def _signal_number(name: str | None) -> int | None:
@@ -236,7 +196,7 @@ def _signal_number(name: str | None) -> int | None:
         raise ConfigError(f"--signal {name!r} is not a signal name (e.g. HUP, USR1)") from None
 
 
-@config.command("exec", context_settings=ENV)
+@config.command("exec", cls=ProgramCommand, context_settings=ENV)
 @click.argument("app")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @_host_option
@@ -251,7 +211,14 @@ def _signal_number(name: str | None) -> int | None:
 @_option("--wait", default="500ms:5s", envvar="REGISTRATOR_EXEC_WAIT", metavar="MIN[:MAX]",
          help="With --watch: MIN[:MAX] quiet time before a change is applied.")
 @_option("--kill-timeout", default="10s", type=DURATION,
-         help="SIGKILL this long after SIGTERM on restart.")
+         help="SIGKILL the program's process group this long after SIGTERM (restart, stop).")
+@_option("--retry-for", default="30s", type=DURATION,
+         help="A store unreachable at start is retried this long (0: exit at once).")
+@_option("--allow-env", multiple=True,
+         help="Let the store set variable NAME although it can pick what runs (PATH, LD_*, "
+         "HOME...); may repeat.")
+@_option("--pass-env", multiple=True,
+         help="Let exec's own REGISTRATOR_* variable NAME reach the program; may repeat.")
 @_option("--log-level", default="warning", type=click.Choice(logs.LEVELS),
          help="exec's own log lines (stderr); the command's output is its own.")
 @store_options
@@ -259,25 +226,40 @@ def _signal_number(name: str | None) -> int | None:
 def exec_(  # noqa: PLR0913 - one argument per flag, by design
         app: str, command: tuple[str, ...], host: str | None, secret_keyring: str | None,
         prefix_env: str, watch: bool, signal_name: str | None, interval: str, wait: str,
-        kill_timeout: str, log_level: str, **flags: Any) -> None:
+        kill_timeout: str, retry_for: str, allow_env: tuple[str, ...],
+        pass_env: tuple[str, ...], log_level: str, **flags: Any) -> None:
     """Run COMMAND with APP's values as environment variables (db.url -> DB_URL).
 
     A variable the store has no value for keeps what the environment gives it, so the
     program's own defaults still work. Signals to exec go to COMMAND; exec exits with
-    COMMAND's exit code. Use `--` before COMMAND when it has options of its own."""
+    COMMAND's exit code. Use `--` before COMMAND when it has options of its own.
+
+    The program gets exec's environment without exec's own REGISTRATOR_* settings (its
+    store credentials among them) unless --pass-env names one."""
+    # Before the store is opened: what the program inherits is the environment exec was
+    # given, not what exec's own libraries set for themselves.
+    base_env = program_base_env(os.environ, pass_env)
     check_app(app)
     check_env_prefix(prefix_env)
     who = _host(host)
     sig = _signal_number(signal_name)
     if sig is not None and not watch:
         raise ConfigError("--signal only makes sense with --watch")
+    if sig in _STOPPING_SIGNALS:
+        # The program would stop at the first change and exec with it: that is a restart
+        # done wrong. Without --signal, a change restarts the program.
+        raise ConfigError(f"--signal {signal_name}: the program would stop at the first "
+                          "change; leave --signal out to restart it on a change")
     policy = watch_policy(interval, wait, kill_timeout, sig) if watch else None
+    grace = parse_duration(kill_timeout, "--kill-timeout")
+    retry = parse_duration(retry_for, "--retry-for")
     logs.configure(log_level)
     store = open_store(flags, read_only=True)
     try:
-        load = EnvLoader(store, flags["prefix"], app, who, secret_keyring, prefix_env)
+        load = EnvLoader(store, flags["prefix"], app, who, secret_keyring, prefix_env,
+                         allow_env)
         try:
-            code = run_program(command, load, policy)
+            code = run_program(command, base_env, load, policy, grace, retry)
         except ProgramError as exc:
             click.echo(f"registrator: error: {exc}", err=True)
             code = exc.code

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import socket
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,9 +170,23 @@ def parse_metrics_addr(text: str | None) -> tuple[str, int] | None:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
+def warn_if_exposed(path: str, flag: str) -> None:
+    """One line on stderr when a file holding a secret is open to other users (group or
+    others may read or write it), as ssh warns about a private key; it is used anyway:
+    mounted secrets are often 0644 (issue 21)."""
+    try:
+        mode = Path(path).stat().st_mode & 0o777
+    except OSError:
+        return  # reading it says why
+    if mode & 0o077:
+        sys.stderr.write(f"registrator: warning: {flag} {path!r} is open to other users "
+                         f"(mode {mode:04o}); chmod 600 it\n")
+
+
 def read_secret_file(path: str | None, flag: str) -> str | None:
     if not path:
         return None
+    warn_if_exposed(path, flag)
     try:
         return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
     except OSError as exc:

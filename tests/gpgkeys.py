@@ -40,6 +40,7 @@ def make_keypair(directory: Path, name: str = "test") -> Keypair:
         public.write_bytes(_gpg(home, "--armor", "--export", fingerprint))
         secret.write_bytes(_gpg(home, *_BATCH, "--armor", "--export-secret-keys",
                                 fingerprint))
+        secret.chmod(0o600)  # as a secret keyring should be (a wider one is warned about)
         return Keypair(str(public), str(secret), fingerprint)
     finally:
         subprocess.run(["gpgconf", "--homedir", home, "--kill", "all"], check=False,

@@ -18,19 +18,21 @@ import base64
 import binascii
 import contextlib
 import gzip
-import io
 import logging
 import shutil
 import subprocess
 import tempfile
+import threading
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 import gnupg
 
-from registrator.configvalues.openpgp import starts_public_key_encrypted
+from registrator.configvalues.openpgp import other_message_kind, starts_public_key_encrypted
 from registrator.errors import RegistratorError
+from registrator.settings import warn_if_exposed
 
 # python-gnupg logs what gpg says, and at debug level the data it handles: silenced, since
 # that could be a secret value.
@@ -40,7 +42,10 @@ logging.getLogger("gnupg").disabled = True
 # is an error to report, not a prompt to hang on.
 _GPG_ARGS = ["--pinentry-mode", "error", "--no-auto-key-retrieve", "--no-auto-key-locate"]
 # A corrupt or hostile value must not decompress into memory without bound.
-MAX_PLAINTEXT_BYTES = 64 * 1024 * 1024
+MAX_PLAINTEXT_BYTES = 16 * 1024 * 1024
+# etcd's default --max-request-bytes: no value crypt or `config set` wrote can be larger, so a
+# larger one (another store, a hand-tuned etcd) is refused before gpg sees it.
+MAX_STORED_BYTES = 1536 * 1024
 
 
 class CryptError(RegistratorError):
@@ -53,6 +58,23 @@ def is_encrypted(value: bytes) -> bool:
     the decoded bytes must start with the packet an encrypted message starts with."""
     raw = _decode(value)
     return raw is not None and starts_public_key_encrypted(raw)
+
+
+def foreign_form(value: bytes) -> str | None:
+    """What a stored value is when it is an OpenPGP message crypt does not produce (armored,
+    symmetric, signed...): a phrase for one error line; None for crypt's format and for
+    anything that is no OpenPGP message. Such a value is never handed out as if it were the
+    value, nor decrypted (issue 21)."""
+    armor = b"-----BEGIN PGP MESSAGE-----"  # not a key block, nor clear-signed text
+    if value.lstrip().startswith(armor):
+        return "an ASCII-armored OpenPGP message"
+    raw = _decode(value)
+    if raw is None:
+        return None
+    if raw.lstrip().startswith(armor):
+        return "base64 of an ASCII-armored OpenPGP message"
+    kind = other_message_kind(raw)
+    return None if kind is None else f"a {kind} OpenPGP message"
 
 
 def _decode(value: bytes) -> bytes | None:
@@ -81,6 +103,8 @@ def _gnupg_home() -> Iterator[gnupg.GPG]:
 
 
 def _read_keyring(path: str, flag: str) -> str:
+    if flag == "--secret-keyring":
+        warn_if_exposed(path, flag)
     try:
         text = Path(path).read_text(encoding="ascii")
     except UnicodeDecodeError:
@@ -103,8 +127,9 @@ def _import(gpg: gnupg.GPG, path: str, flag: str, *, secret: bool) -> Sequence[s
 
 
 def encrypt(plaintext: bytes, keyring: str) -> bytes:
-    """crypt's format for `plaintext`, readable by every key in the public `keyring` file
-    (crypt encrypts to every key of its keyring too)."""
+    """crypt's format for `plaintext`, readable by every key in the public `keyring` file.
+    crypt itself encrypts only to the first armor block of a concatenated keyring; every
+    key is what an operator who concatenated them meant (tested against the real CLI)."""
     packed = gzip.compress(plaintext)
     with _gnupg_home() as gpg:
         recipients = _import(gpg, keyring, "--keyring", secret=False)
@@ -120,37 +145,113 @@ def encrypt(plaintext: bytes, keyring: str) -> bytes:
 
 def decrypt(value: bytes, secret_keyring: str, name: str) -> bytes:
     """The plaintext of a value in crypt's format; `name` (the store key) is what error
-    messages name."""
+    messages name. gpg's output is read as it comes and gunzipped with a bound: a small
+    hostile value that inflates to gigabytes is refused, never held in memory (issue 21)."""
+    if len(value) > MAX_STORED_BYTES:
+        raise CryptError(f"{name}: the stored value is {len(value)} bytes, more than etcd "
+                         f"allows ({MAX_STORED_BYTES}); not decrypted")
     raw = _decode(value)
     if raw is None or not is_encrypted(value):
         raise CryptError(f"{name}: the stored value is corrupt (not crypt's base64 OpenPGP "
                          "format)")
     with _gnupg_home() as gpg:
         _import(gpg, secret_keyring, "--secret-keyring", secret=True)
-        result = gpg.decrypt(raw, extra_args=_GPG_ARGS)
-    if not result.ok:
-        raise CryptError(_decrypt_problem(str(result.status or ""), name, secret_keyring))
-    try:
-        return _gunzip(result.data)
-    except (OSError, EOFError, zlib.error):
+        return _decrypt_stream(gpg, raw, name, secret_keyring)
+
+
+def _decrypt_stream(gpg: gnupg.GPG, raw: bytes, name: str, keyring: str) -> bytes:
+    argv = [gpg.gpgbinary, "--homedir", gpg.gnupghome, "--batch", "--no-tty", "--status-fd",
+            "2", *_GPG_ARGS, "--max-output", str(MAX_PLAINTEXT_BYTES + 1), "--decrypt"]
+    with tempfile.TemporaryFile() as status:
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,  # noqa: S603 - fixed argv
+                                stderr=status)
+        assert proc.stdin is not None  # noqa: S101 - a PIPE
+        assert proc.stdout is not None  # noqa: S101 - a PIPE
+        # Fed from a thread: gpg may block writing its output while we would block feeding
+        # its input.
+        feeder = threading.Thread(target=_feed, args=(proc.stdin, raw), daemon=True)
+        feeder.start()
+        data: bytes | None = None
+        problem: str | None = "not gzip"
+        killed = False
+        try:
+            data, problem = _gunzip_stream(proc.stdout)
+        finally:
+            if problem in _EARLY and proc.poll() is None:
+                proc.kill()  # what it decrypted is no gzip, or too large: no need for more
+                killed = True
+            proc.stdout.close()
+            proc.wait()
+            feeder.join()
+        status.seek(0)
+        text = status.read().decode("utf-8", "replace")
+    if problem == "too large":
+        raise CryptError(f"{name}: the decrypted value is larger than "
+                         f"{MAX_PLAINTEXT_BYTES // (1024 * 1024)} MiB; refused")
+    if not killed and (proc.returncode != 0 or "DECRYPTION_OKAY" not in text):
+        raise CryptError(_decrypt_problem(text, name, keyring))
+    if data is None:
         raise CryptError(f"{name}: the stored value is corrupt (its decrypted content is "
-                         "not gzip data)") from None
+                         "not gzip data)")
+    return data
 
 
-def _gunzip(data: bytes) -> bytes:
+_EARLY = frozenset({"too large", "not gzip"})  # found before gpg finished writing
+
+
+def _feed(stdin: IO[bytes], raw: bytes) -> None:
+    with contextlib.suppress(OSError):  # gpg stopped reading: its status says why
+        stdin.write(raw)
+    with contextlib.suppress(OSError):
+        stdin.close()
+
+
+def _gunzip_stream(stream: IO[bytes]) -> tuple[bytes | None, str | None]:
+    """(gunzipped content, None), or (None, "too large" | "not gzip" | "cut short"), the
+    first two found before the end of gpg's output. Never holds more
+    than MAX_PLAINTEXT_BYTES + one chunk; stops reading at the first sign of trouble."""
     out = bytearray()
-    with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
-        while chunk := stream.read(1 << 20):
-            out += chunk
-            if len(out) > MAX_PLAINTEXT_BYTES:
-                raise OSError("too large")
-    return bytes(out)
+    inflate = zlib.decompressobj(wbits=31)  # gzip framing only
+    while chunk := stream.read(1 << 16):
+        while chunk:
+            if inflate.eof:  # another gzip member follows (gzip allows several)
+                inflate = zlib.decompressobj(wbits=31)
+            try:
+                out += inflate.decompress(chunk, MAX_PLAINTEXT_BYTES + 1 - len(out))
+            except zlib.error:
+                return None, "not gzip"
+            if len(out) > MAX_PLAINTEXT_BYTES or (inflate.unconsumed_tail
+                                                   and len(out) >= MAX_PLAINTEXT_BYTES):
+                return None, "too large"
+            chunk = inflate.unconsumed_tail or inflate.unused_data
+    if not inflate.eof:
+        return None, "cut short"  # or empty: gpg's status may say why
+    return bytes(out), None
 
 
-def _decrypt_problem(status: str, name: str, keyring: str) -> str:
-    if "no secret key" in status:
+# gpg-error codes (low 16 bits of an ERROR status) that mean "the key needs a passphrase":
+# BAD_PASSPHRASE, NO_PIN_ENTRY, PIN_ENTRY, CANCELED, NO_PASSPHRASE.
+_PASSPHRASE_ERRORS = frozenset({11, 85, 86, 99, 177})
+
+
+def _statuses(text: str) -> list[list[str]]:
+    return [line.split()[1:] for line in text.splitlines()
+            if line.startswith("[GNUPG:] ") and len(line.split()) > 1]
+
+
+def _decrypt_problem(text: str, name: str, keyring: str) -> str:
+    """One line from gpg's status output (keywords and codes only, never data)."""
+    statuses = _statuses(text)
+    keywords = {fields[0] for fields in statuses}
+    codes = {int(fields[2]) & 0xFFFF for fields in statuses
+             if fields[0] == "ERROR" and len(fields) > 2 and fields[2].isdigit()}
+    if keywords & {"BAD_PASSPHRASE", "NEED_PASSPHRASE", "PINENTRY_LAUNCHED"} or (
+            codes & _PASSPHRASE_ERRORS):
+        return (f"{name}: the key in --secret-keyring {keyring!r} is passphrase-protected; "
+                "crypt's keys have none (export it without a passphrase)")
+    if "NO_SECKEY" in keywords:
         return (f"{name}: --secret-keyring {keyring!r} holds no key this value was "
                 "encrypted for")
-    if "bad passphrase" in status or "need passphrase" in status:
-        return f"{name}: the key in --secret-keyring {keyring!r} is passphrase-protected"
-    return f"{name}: cannot decrypt the stored value ({status or 'gpg failed'})"
+    if "DECRYPTION_FAILED" in keywords:
+        return f"{name}: cannot decrypt the stored value (decryption failed)"
+    return f"{name}: the stored value is corrupt (gpg could not read it)"

@@ -5,6 +5,9 @@ the version and algorithm checked as well, about once in a million."""
 
 from __future__ import annotations
 
+import bz2
+import zlib
+
 PKESK = 1  # public-key encrypted session key: the first packet of such a message
 _VERSION = 3  # the PKESK version every OpenPGP v4 implementation, crypt's included, writes
 # RSA (encrypt or sign), RSA encrypt-only, Elgamal, ECDH.
@@ -53,3 +56,78 @@ def starts_public_key_encrypted(data: bytes) -> bool:
     body = data[start:start + head]
     return (tag == PKESK and length is not None and length > head and len(body) == head
             and body[0] == _VERSION and body[-1] in _ALGORITHMS)
+
+
+_SKESK, _SIGNATURE, _ONE_PASS, _COMPRESSED, _LITERAL = 3, 2, 4, 8, 11
+_ENCRYPTED_DATA = frozenset({9, 18, 20})  # SED, SEIPD, AEAD
+_HEAD = 64  # bytes of a compressed packet inflated to see what it holds
+_SYMMETRIC_ALGORITHMS = range(1, 14)  # IDEA ... Camellia-256
+_S2K_TYPES = frozenset({0, 1, 3, 4})  # simple, salted, iterated+salted, argon2
+_COMPRESSIONS = frozenset({0, 1, 2, 3})  # none, ZIP, ZLIB, BZip2
+_LITERAL_FORMATS = frozenset(b"btul1m")
+_ONE_PASS_LENGTH = 13
+_SIGNING_ALGORITHMS = frozenset({1, 3, 17, 19, 22, 27, 28})
+_HASHES = frozenset({1, 2, 3, 8, 9, 10, 11, 12, 14})
+
+
+def _fits(data: bytes, start: int, length: int | None, *, whole: bool = False) -> bool:
+    """A definite-length packet lies within `data` (with `whole`: ends exactly at its end)."""
+    if length is None:
+        return True
+    end = start + length
+    return end == len(data) if whole else end <= len(data)
+
+
+def _inflated_head(algorithm: int, data: bytes) -> bytes | None:
+    """The first bytes a compressed packet's body holds, or None when it does not inflate."""
+    try:
+        if algorithm == 0:
+            return data[:_HEAD]
+        if algorithm in {1, 2}:  # ZIP (raw deflate), ZLIB
+            return zlib.decompressobj(-15 if algorithm == 1 else 15).decompress(data, _HEAD)
+        return bz2.BZ2Decompressor().decompress(data, _HEAD)
+    except (zlib.error, OSError, EOFError, ValueError):
+        return None
+
+
+def _follows(data: bytes, at: int, tags: frozenset[int]) -> bool:
+    packet = _first_packet(data[at:])
+    return packet is not None and packet[0] in tags
+
+
+def other_message_kind(data: bytes, depth: int = 0) -> str | None:  # noqa: PLR0911
+    """What kind of OpenPGP message `data` starts with, when it is not crypt's (a public-key
+    encrypted one): "symmetrically encrypted", "compressed", "signed", "literal", or None
+    when `data` does not look like an OpenPGP message. Each kind checks what its first
+    packet must hold (and, where a field says little, what comes next), so that random
+    bytes, such as a base64 API token decoded, are practically never taken for one."""
+    packet = _first_packet(data)
+    if packet is None or starts_public_key_encrypted(data):
+        return None
+    tag, start, length = packet
+    body = data[start:start + 4]
+    if len(body) < 4 or not _fits(data, start, length):
+        return None
+    if tag == _SKESK:
+        minimum = {0: 4, 1: 12, 3: 13}.get(body[2], 99) if body[0] == 4 else 99
+        ok = (length is not None and length >= minimum and body[1] in _SYMMETRIC_ALGORITHMS
+              and body[3] in _HASHES and _follows(data, start + length, _ENCRYPTED_DATA))
+        return "symmetrically encrypted" if ok else None
+    if tag == _COMPRESSED:
+        inner = _inflated_head(body[0], data[start + 1:]) if body[0] in _COMPRESSIONS else None
+        ok = bool(inner) and depth < 1 and inner is not None and (
+            starts_public_key_encrypted(inner) or other_message_kind(inner, depth + 1)
+            in {"signed", "literal"})
+        return "compressed" if ok else None
+    if length is None:
+        return None  # the kinds below are written with a definite length
+    if tag == _ONE_PASS:
+        return "signed" if body[0] == 3 and length == _ONE_PASS_LENGTH else None
+    if tag == _SIGNATURE:
+        ok = (body[0] in {4, 5, 6} and body[1] in {0, 1} and body[2] in _SIGNING_ALGORITHMS
+              and body[3] in _HASHES)
+        return "signed" if ok else None
+    if tag == _LITERAL:
+        ok = body[0] in _LITERAL_FORMATS and 2 + body[1] + 4 <= length
+        return "literal" if ok else None
+    return None

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from registrator.configvalues.crypt import is_encrypted
+from registrator.configvalues.crypt import foreign_form, is_encrypted
 from registrator.configvalues.names import ConfigLayout, check_app, check_host, check_key
 from registrator.stores.base import KeyValue, Store
 
@@ -30,9 +30,17 @@ class Resolved:
     def encrypted(self) -> bool:
         return is_encrypted(self.value)
 
+    @property
+    def foreign(self) -> str | None:
+        """The kind of OpenPGP message the value is when crypt does not produce that kind
+        (armored, symmetric, signed...): refused, never shown (issue 21)."""
+        return None if self.source is Source.CALLER or self.encrypted else foreign_form(
+            self.value)
+
 
 def this_host() -> str:
-    """The host name `run` writes records under when --hostname is not given."""
+    """The host name `run` writes records under when neither --hostname nor
+    REGISTRATOR_HOSTNAME is given (those come through each command's own flag)."""
     return socket.gethostname().strip()
 
 

@@ -3,15 +3,21 @@ showing an encrypted one, turned into environment variables for `config exec`.""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
+import structlog
+
 from registrator.configvalues.crypt import CryptError, decrypt
+from registrator.configvalues.environment import skip_reason
 from registrator.configvalues.names import env_name
 from registrator.configvalues.resolve import ConfigReader, Resolved
 from registrator.configvalues.runner import WatchPolicy
 from registrator.errors import ConfigError, RegistratorError
 from registrator.settings import parse_duration
 from registrator.stores.base import Store
+
+log = structlog.get_logger("registrator.config.exec")
 
 
 class NotSetError(RegistratorError):
@@ -25,9 +31,13 @@ class UnusableValueError(RegistratorError):
 def plaintext(resolved: Resolved, secret_keyring: str | None) -> bytes:
     """The value itself; an encrypted one only with a secret keyring, never its ciphertext
     in place of the value."""
-    if not resolved.encrypted:
-        return resolved.value
     name = resolved.store_key or resolved.key
+    if not resolved.encrypted:
+        form = resolved.foreign
+        if form is not None:
+            raise CryptError(f"{name}: the stored value is {form}, a form crypt does not "
+                             "produce; store it with `config set --encrypt`")
+        return resolved.value
     if not secret_keyring:
         raise CryptError(f"{name} is encrypted: give --secret-keyring (or "
                          "REGISTRATOR_SECRET_KEYRING) to read it")
@@ -38,6 +48,8 @@ def shown(resolved: Resolved, width: int) -> str:
     """One table cell: encrypted values are marked, others escaped and cut to `width`."""
     if resolved.encrypted:
         return "(encrypted)"
+    if resolved.foreign is not None:
+        return "(OpenPGP, not crypt's format)"
     text = repr(resolved.value.decode("utf-8", "replace"))[1:-1]
     return text if len(text) <= width else text[:width - 3] + "..."
 
@@ -45,14 +57,15 @@ def shown(resolved: Resolved, width: int) -> str:
 def describe(resolved: Resolved, host: str) -> dict[str, Any]:
     """`config ls --json`: the value as text, or null when it is encrypted (or not text)."""
     value: str | None = None
-    if not resolved.encrypted:
+    encrypted = resolved.encrypted or resolved.foreign is not None
+    if not encrypted:
         try:
             value = resolved.value.decode("utf-8")
         except UnicodeDecodeError:
             value = None
     return {"key": resolved.key, "source": str(resolved.source),
             "host": host if resolved.source == "host" else None,
-            "store_key": resolved.store_key, "encrypted": resolved.encrypted, "value": value}
+            "store_key": resolved.store_key, "encrypted": encrypted, "value": value}
 
 
 class EnvLoader:
@@ -61,10 +74,12 @@ class EnvLoader:
 
     def __init__(  # noqa: PLR0913 - what one `config exec` names
             self, store: Store, prefix: str, app: str, host: str, secret_keyring: str | None,
-            env_prefix: str) -> None:
+            env_prefix: str, allow_env: Collection[str] = ()) -> None:
         self.reader = ConfigReader(store, prefix)
         self.app, self.host = app, host
         self.secret_keyring, self.env_prefix = secret_keyring, env_prefix
+        self.allow_env = frozenset(allow_env)
+        self._warned: set[str] = set()  # one warning per skipped name, not one per read
         # Ciphertext -> plaintext of the last read: `--watch` reads every second, and gpg
         # (with an agent to start and stop) is only needed for values that changed.
         self._decrypted: dict[bytes, bytes] = {}
@@ -78,6 +93,15 @@ class EnvLoader:
             if name in env:
                 raise UnusableValueError(f"keys {owners[name]!r} and {key!r} of app "
                                          f"{self.app!r} both become ${name}")
+            reason = skip_reason(name, self.allow_env)
+            if reason is not None:
+                # Skipped before decryption: a value that is not exported is never read.
+                if name not in self._warned:
+                    # The line names the variable itself: it is what the operator looks for.
+                    log.warning(f"not exported: ${name} {reason}",  # noqa: G004
+                                key=resolved.store_key)
+                    self._warned.add(name)
+                continue
             data = self._decrypted.get(resolved.value) if resolved.encrypted else None
             if data is None:
                 data = plaintext(resolved, self.secret_keyring)
@@ -122,4 +146,11 @@ class TemplateConfig:
             return default
         if resolved.encrypted:
             self.decrypted = True
-        return plaintext(resolved, self.secret_keyring).decode("utf-8", "replace")
+        data = plaintext(resolved, self.secret_keyring)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            # Replacing bytes by U+FFFD would render a value nobody stored (issue 21).
+            raise UnusableValueError(f"{resolved.store_key or key}: the value is not UTF-8 "
+                                     f"text (byte {exc.start}); config() returns text"
+                                     ) from None

@@ -106,7 +106,7 @@ def _config_factory(store: Store, keys: KeySpace, flags: dict[str, Any]) -> Conf
     render time; a change under the prefix re-renders like any other."""
     from registrator.configvalues.values import TemplateConfig  # noqa: PLC0415 - gnupg on use
 
-    host = flags.get("hostname") or socket.gethostname()
+    host = (flags.get("hostname") or socket.gethostname()).strip()  # as `run` names it
     keyring = flags.get("secret_keyring")
     return lambda: TemplateConfig(store, keys.prefix, host, keyring)
 

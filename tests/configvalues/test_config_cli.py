@@ -67,7 +67,7 @@ def test_ls_shows_resolved_values_and_where_they_came_from(config, keyfiles):
     config("set", "shop", "only.on7", "x", "--host", "host7")
     config("set", "shop", "tls/ca-file", "/etc/ca.pem")
     config("set", "shop", "password", "hunter2-s3cret", "--encrypt", "--keyring",
-           keyfiles.public)
+           keyfiles.public, "--allow-argv")
     config("set", "other", "db.url", "not-shop")
     listed = json.loads(config("ls", "shop", "--json", "--host", "host7").out)
     assert [(e["key"], e["source"], e["value"], e["encrypted"]) for e in listed] == [
@@ -141,7 +141,7 @@ def test_encrypted_value_needs_a_secret_keyring(config, etcd, prefix, keys):
     alice, bob = keys
     secret = "hunter2-s3cret"  # noqa: S105 - a test value
     assert config("set", "shop", "password", secret, "--encrypt", "--keyring",
-                  alice.public).code == 0
+                  alice.public, "--allow-argv").code == 0
     stored = etcd.view.items(f"{prefix}/config/shop/defaults/password")
     raw = next(iter(stored.values()))
     assert secret.encode() not in raw
@@ -164,7 +164,7 @@ def test_encrypted_value_needs_a_secret_keyring(config, etcd, prefix, keys):
 def test_corrupt_encrypted_value_is_one_line_naming_the_key(config, etcd, prefix, keyfiles):
     key = f"{prefix}/config/shop/defaults/password"
     config("set", "shop", "password", "hunter2-s3cret", "--encrypt", "--keyring",
-           keyfiles.public)
+           keyfiles.public, "--allow-argv")
     raw = bytearray(base64.b64decode(etcd.view.items(key)[key]))
     raw[-30] ^= 0xFF  # a flipped bit in the encrypted data
     etcd.view.put(key, base64.b64encode(bytes(raw)).decode())
@@ -177,7 +177,8 @@ def test_corrupt_encrypted_value_is_one_line_naming_the_key(config, etcd, prefix
 def test_encrypt_flags_go_together(config, etcd, prefix, keyfiles):
     assert config("set", "shop", "k", "v", "--encrypt").code == 2
     assert config("set", "shop", "k", "v", "--keyring", keyfiles.public).code == 2
-    missing = config("set", "shop", "k", "v", "--encrypt", "--keyring", "/nonexistent.asc")
+    missing = config("set", "shop", "k", "v", "--encrypt", "--keyring", "/nonexistent.asc",
+                     "--allow-argv")
     assert missing.code == 1
     assert "/nonexistent.asc" in one_line(missing)
     assert etcd.view.items(prefix + "/") == {}
@@ -191,17 +192,18 @@ def test_store_unreachable_is_one_line_exit_1(prefix):
 
 
 def test_environment_never_redirects_a_write(etcd, prefix, keyfiles):
-    """REGISTRATOR_HOST (meant for get/ls/exec) must not turn a `set` of the default into a
+    """REGISTRATOR_HOSTNAME (meant for get/ls/exec) must not turn a `set` of the default into a
     host override, nor REGISTRATOR_KEYRING turn a plain `set` into an encrypted one."""
-    env = clean_env(REGISTRATOR_HOST="host7", REGISTRATOR_KEYRING=keyfiles.public,
+    env = clean_env(REGISTRATOR_HOSTNAME="host7", REGISTRATOR_KEYRING=keyfiles.public,
                     REGISTRATOR_DEFAULT="from-env")
     assert run_config(etcd.endpoint, prefix, "set", "shop", "k", "v", env=env).code == 0
     assert etcd.view.items(prefix + "/") == {f"{prefix}/config/shop/defaults/k": b"v"}
     encrypted = run_config(etcd.endpoint, prefix, "set", "shop", "s", "v", "--encrypt",
-                           env=env)
+                           "--allow-argv", env=env)
     assert encrypted.code == 0, encrypted.err
     assert run_config(etcd.endpoint, prefix, "get", "shop", "nope", env=env).code == 1
     assert run_config(etcd.endpoint, prefix, "rm", "shop", "k", env=env).code == 0
-    # get/ls do resolve for REGISTRATOR_HOST.
+    # get/ls resolve for REGISTRATOR_HOSTNAME (issue 21: REGISTRATOR_HOST is not read).
     run_config(etcd.endpoint, prefix, "set", "shop", "k", "on7", "--host", "host7")
+    env = clean_env(REGISTRATOR_HOSTNAME="host7")
     assert run_config(etcd.endpoint, prefix, "get", "shop", "k", env=env).text == "on7\n"

@@ -142,7 +142,7 @@ def test_defaults_stay_where_the_store_has_nothing_and_prefix_env(config, etcd, 
 def test_encrypted_values_are_decrypted_or_refused(config, etcd, prefix, keys, tmp_path):
     alice, _ = keys
     config("set", "shop", "db.password", "hunter2-s3cret", "--encrypt", "--keyring",
-           alice.public)
+           alice.public, "--allow-argv")
     dump = tmp_path / "env.json"
     code = env_dumper(dump)
     refused = subprocess.run(exec_cmd(etcd.endpoint, prefix, "shop", program=code),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from config_support import CRYPT, V2EtcdServer, run_config
@@ -81,11 +82,41 @@ def test_crypt_cli_refuses_our_value_with_the_wrong_key(v2etcd, keys):
     prefix = new_prefix()
     try:
         run_config(v2etcd.endpoint, prefix, "set", "shop", "k", "value", "--encrypt",
-                   "--keyring", alice.public)
+                   "--keyring", alice.public, "--allow-argv")
         raw = next(iter(v2etcd.view.items(f"{prefix}/config/shop/").values())).decode()
         v2etcd.v2_put("/shop/wrongkey", raw)
         read = v2etcd.crypt("get", "-secret-keyring", bob.secret, "/shop/wrongkey")
         assert read.returncode != 0
         assert b"value" not in read.stdout
+    finally:
+        v2etcd.view.client.delete_prefix(prefix + "/")
+
+
+def test_a_concatenated_keyring_every_key_for_us_first_block_for_crypt(v2etcd, keys,
+                                                                        tmp_path):
+    """Issue 21 item 19, what the documentation says: we encrypt to every key of a keyring
+    made of several armor blocks; crypt encrypts to the first block's key only."""
+    alice, bob = keys
+    both = tmp_path / "both.asc"
+    both.write_text(Path(alice.public).read_text() + Path(bob.public).read_text())
+    prefix = new_prefix()
+    try:
+        assert run_config(v2etcd.endpoint, prefix, "set", "shop", "k", "-", "--encrypt",
+                          "--keyring", str(both), stdin=b"for-both").code == 0
+        raw = next(iter(v2etcd.view.items(f"{prefix}/config/shop/").values())).decode()
+        v2etcd.v2_put("/shop/ours-both", raw)
+        for secret in (alice.secret, bob.secret):
+            read = v2etcd.crypt("get", "-secret-keyring", secret, "/shop/ours-both")
+            assert (read.returncode, read.stdout) == (0, b"for-both\n"), read.stderr
+
+        value = tmp_path / "value"
+        value.write_bytes(b"crypt-wrote")
+        assert v2etcd.crypt("set", "-keyring", str(both), "/shop/crypt-both",
+                            str(value)).returncode == 0
+        first = v2etcd.crypt("get", "-secret-keyring", alice.secret, "/shop/crypt-both")
+        assert (first.returncode, first.stdout) == (0, b"crypt-wrote\n")
+        second = v2etcd.crypt("get", "-secret-keyring", bob.secret, "/shop/crypt-both")
+        assert second.returncode != 0
+        assert b"crypt-wrote" not in second.stdout
     finally:
         v2etcd.view.client.delete_prefix(prefix + "/")

@@ -143,6 +143,7 @@ def test_config_set_get_rm_on_zookeeper(zookeeper, zk_prefix):
 def test_digest_auth_writes_znodes_only_that_user_may_change(zookeeper, zk_prefix, tmp_path):
     secret = tmp_path / "zk-password"
     secret.write_text("s3cret\n")
+    secret.chmod(0o600)  # a wider one is warned about (issue 21)
     auth = ("--zookeeper-user", "reg", "--zookeeper-password-file", str(secret))
     # The view (anonymous) may remove the test's prefix at the end only with the user's rights.
     zookeeper.view.client.add_auth("digest", "reg:s3cret")

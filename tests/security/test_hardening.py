@@ -248,6 +248,7 @@ def test_expired_auth_token_is_renewed_unseen_and_sigterm_still_revokes(
 def test_no_secret_in_ps(start_daemon, hpki, shared_etcd, tmp_path):
     password_file = tmp_path / "pw"
     password_file.write_text(USER_PASSWORD)
+    password_file.chmod(0o600)  # a wider one is warned about (issue 21)
     daemon = start_daemon(*tls(hpki), "--etcd-user", USER, "--etcd-password-file",
                           str(password_file), server=shared_etcd, ready=False)
     try:

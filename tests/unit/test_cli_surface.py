@@ -24,11 +24,15 @@ NO_VARIABLE = {
 }
 # --wait exists on two commands with different defaults: each gets its own variable.
 COMMAND_SCOPED = {("render", "wait"): "REGISTRATOR_RENDER_WAIT",
-                  ("config exec", "wait"): "REGISTRATOR_EXEC_WAIT"}
+                  ("config exec", "wait"): "REGISTRATOR_EXEC_WAIT",
+                  # One name for this host in every command (issue 21), as `run` reads it.
+                  **{(f"config {sub}", "host"): "REGISTRATOR_HOSTNAME"
+                     for sub in ("get", "ls", "exec")}}
 # One meaning everywhere (how much the command logs); each command's default is what it
 # should print when nobody asks, and REGISTRATOR_LOG_LEVEL=debug is meant for all of them.
 SAME_MEANING = {"REGISTRATOR_LOG_LEVEL"}
-DURATION_FLAGS = {"ttl", "resync", "etcd_timeout", "cmd_timeout", "interval", "kill_timeout"}
+DURATION_FLAGS = {"ttl", "resync", "etcd_timeout", "cmd_timeout", "interval", "kill_timeout",
+                  "retry_for"}
 
 
 def commands() -> list[tuple[str, click.Command]]:

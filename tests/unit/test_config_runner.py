@@ -125,7 +125,12 @@ def test_watch_policy_parsing():
 
 def test_a_program_that_ignores_sigterm_is_killed_after_the_grace_time(tmp_path):
     seen = tmp_path / "seen"
-    load = Values(changing_until=2)
+
+    def load() -> dict[str, str]:
+        # The change comes once the first program runs with its trap set: a SIGTERM before
+        # that would stop it without testing the escalation.
+        return {"X": "2" if seen.exists() else "1"}
+
     policy = WatchPolicy(interval=0.05, quiet=0.1, longest=1.0, grace=0.3)
     program = ["sh", "-c", (f'trap "" TERM; echo "$X" >> {seen}; [ "$X" = 2 ] && exit 4; '
                             "while :; do sleep 0.05; done")]

@@ -1,0 +1,150 @@
+"""What `config exec` hands the program (issue 21): the program's own environment plus the
+app's values, never exec's own credentials and settings (`REGISTRATOR_*`), never a store
+value that would pick the program's code (PATH, LD_PRELOAD, ...), never a name that is not
+a variable name. Against etcd with TLS and password auth, as exec runs in production."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from config_support import clean_env, exec_cmd
+from harness import new_prefix
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "security"))
+from tls_support import USER, USER_PASSWORD, Pki, TlsEtcdServer, make_pki
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def secured(pki, docker_client) -> Iterator[tuple[TlsEtcdServer, str]]:
+    """etcd over TLS with auth on; USER may read and write `<prefix>/` only."""
+    server, prefix = TlsEtcdServer(pki).start(), new_prefix()
+    server.enable_auth(prefix)
+    yield server, prefix
+    server.stop()
+
+
+def store_env(pki: Pki, server: TlsEtcdServer, prefix: str, **extra: str) -> dict[str, str]:
+    """exec configured the way a container is: everything through REGISTRATOR_*."""
+    return clean_env(
+        REGISTRATOR_ETCD_ENDPOINTS=server.endpoint, REGISTRATOR_PREFIX=prefix,
+        REGISTRATOR_ETCD_CACERT=pki.path("ca.pem"), REGISTRATOR_ETCD_CERT=pki.path("client.pem"),
+        REGISTRATOR_ETCD_KEY=pki.path("client-key.pem"), REGISTRATOR_ETCD_USER=USER,
+        REGISTRATOR_ETCD_PASSWORD=USER_PASSWORD, **extra)
+
+
+def dumped_env(tmp_path: Path, args: list[str], env: dict[str, str]) -> tuple[dict, str]:
+    """Run `registrator config exec ARGS -- <env dumper>`; the program's environment, and
+    exec's stderr."""
+    dump = tmp_path / "env.json"
+    dump.unlink(missing_ok=True)
+    program = [sys.executable, "-c",
+               f"import json, os; json.dump(dict(os.environ), open({str(dump)!r}, 'w'))"]
+    done = subprocess.run([sys.executable, "-m", "registrator", "config", "exec", *args, "--",
+                           *program], env=env, capture_output=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    return json.loads(dump.read_text()), done.stderr.decode()
+
+
+def set_value(pki: Pki, server: TlsEtcdServer, prefix: str, *args: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "registrator", "config", "set", *args],
+                          env=store_env(pki, server, prefix), capture_output=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr.decode()
+
+
+def test_exec_keeps_its_own_credentials_from_the_program(secured, pki, keys, tmp_path):
+    server, prefix = secured
+    alice, _ = keys
+    set_value(pki, server, prefix, "shop", "db.password", "hunter2-s3cret", "--encrypt",
+              "--keyring", alice.public, "--allow-argv")
+    env = store_env(pki, server, prefix, REGISTRATOR_SECRET_KEYRING=alice.secret,
+                    REGISTRATOR_LOG_LEVEL="warning", UNRELATED="kept")
+    seen, _ = dumped_env(tmp_path, ["shop"], env)
+    assert seen["DB_PASSWORD"] == "hunter2-s3cret"  # noqa: S105 - the app's own value
+    assert seen["UNRELATED"] == "kept"
+    assert USER_PASSWORD not in json.dumps(seen)
+    assert [name for name in seen if name.startswith("REGISTRATOR_")] == []
+
+    # On purpose, one by one: the program may get the endpoints, and still not the password.
+    seen, _ = dumped_env(tmp_path, ["shop", "--pass-env", "REGISTRATOR_ETCD_ENDPOINTS",
+                                    "--pass-env", "REGISTRATOR_PREFIX"], env)
+    assert sorted(name for name in seen if name.startswith("REGISTRATOR_")) == [
+        "REGISTRATOR_ETCD_ENDPOINTS", "REGISTRATOR_PREFIX"]
+    assert seen["REGISTRATOR_ETCD_ENDPOINTS"] == server.endpoint
+
+
+
+def probe(directory: Path, tag: str, out: Path) -> None:
+    """An executable `h21-probe` in `directory` that writes its tag and environment."""
+    directory.mkdir(exist_ok=True)
+    script = directory / "h21-probe"
+    script.write_text(f"#!{sys.executable}\nimport json, os\n"
+                      f"json.dump({{'tag': {tag!r}, 'env': dict(os.environ)}}, "
+                      f"open({str(out)!r}, 'w'))\n")
+    script.chmod(0o755)
+
+
+def run_probe(etcd, prefix: str, tmp_path: Path, *options: str) -> tuple[dict, str]:
+    out = tmp_path / "probe.json"
+    out.unlink(missing_ok=True)
+    good = tmp_path / "good"
+    env = clean_env(PATH=f"{good}:/usr/bin:/bin", HOME="/home/mine", LD_LIBRARY_PATH="/mine")
+    done = subprocess.run(exec_cmd(etcd.endpoint, prefix, "shop", *options,
+                                   program=["h21-probe"]),
+                          env=env, capture_output=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    return json.loads(out.read_text()), done.stderr.decode()
+
+
+def test_store_values_cannot_pick_the_program_or_what_it_loads(config, etcd, prefix,
+                                                                 tmp_path):
+    out = tmp_path / "probe.json"
+    probe(tmp_path / "good", "good", out)
+    probe(tmp_path / "evil", "evil", out)
+    for key, value in (("path", str(tmp_path / "evil")), ("ld_preload", "/nonexistent/evil.so"),
+                       ("ld.library.path", "/evil"), ("home", "/evil"),
+                       ("pythonpath", "/evil"), ("db.url", "postgres://db")):
+        assert config("set", "shop", key, value).code == 0
+    seen, err = run_probe(etcd, prefix, tmp_path)
+    assert seen["tag"] == "good"  # resolved in exec's own PATH, not the store's
+    env = seen["env"]
+    assert env["DB_URL"] == "postgres://db"
+    assert env["PATH"].startswith(str(tmp_path / "good"))
+    assert (env["HOME"], env["LD_LIBRARY_PATH"]) == ("/home/mine", "/mine")
+    assert "LD_PRELOAD" not in env
+    assert "PYTHONPATH" not in env
+    for name in ("PATH", "LD_PRELOAD", "LD_LIBRARY_PATH", "HOME", "PYTHONPATH"):
+        lines = [line for line in err.splitlines() if f"${name} " in line]
+        assert len(lines) == 1, err  # one warning each, naming the variable
+        assert "--allow-env" in lines[0]
+    # Let through by name, on purpose: the value is set, the program is still exec's.
+    seen, err = run_probe(etcd, prefix, tmp_path, "--allow-env", "PATH", "--allow-env",
+                          "HOME")
+    assert seen["tag"] == "good"
+    assert (seen["env"]["PATH"], seen["env"]["HOME"]) == (str(tmp_path / "evil"), "/evil")
+    assert "LD_PRELOAD" not in seen["env"]
+
+
+def test_keys_that_are_not_variable_names_are_skipped(config, etcd, prefix, tmp_path):
+    probe(tmp_path / "good", "good", tmp_path / "probe.json")
+    for key in ("1abc", "0/x", "db.url"):
+        assert config("set", "shop", key, "v-" + key).code == 0
+    seen, err = run_probe(etcd, prefix, tmp_path)
+    assert seen["env"]["DB_URL"] == "v-db.url"
+    assert "1ABC" not in seen["env"]
+    assert "0_X" not in seen["env"]
+    for name in ("1ABC", "0_X"):
+        assert len([line for line in err.splitlines() if f"${name} " in line]) == 1, err
+    # With a prefix they are names again.
+    seen, _ = run_probe(etcd, prefix, tmp_path, "--prefix-env", "APP_")
+    assert (seen["env"]["APP_1ABC"], seen["env"]["APP_0_X"]) == ("v-1abc", "v-0/x")
