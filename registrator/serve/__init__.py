@@ -1,0 +1,1 @@
+"""`registrator serve`: the registry for browsers, resolvers and Prometheus (SPEC §11)."""
