@@ -36,6 +36,9 @@ class Follower:
         self.lock = threading.Lock()
         self.stop_event = threading.Event()
         self.watching = threading.Event()  # a watch is open now (for /healthz)
+        # time.monotonic() since when no watch has been open (None while one is): how stale
+        # a copy served from this registry is (`serve`, SPEC §11).
+        self.unwatched_since: float | None = time.monotonic()
         self.revision = 0
         # A digest per key, not the value: enough to tell what changed across a compaction.
         self._digests: dict[str, bytes] = {}
@@ -66,7 +69,7 @@ class Follower:
                 log.warning("watch history compacted; reading the registry again", reason=str(exc))
                 need_read = True
             except (StoreUnavailableError, StoreError) as exc:
-                self.watching.clear()
+                self._unwatched()
                 if not failing:
                     log.warning("store unreachable; retrying with backoff", reason=str(exc))
                 failing = True
@@ -76,7 +79,12 @@ class Follower:
             if failing and not self.stop_event.is_set():
                 log.info("store answers again; watching", revision=self.revision)
             failing, delay = False, self._backoff[0]
+        self._unwatched()
+
+    def _unwatched(self) -> None:
         self.watching.clear()
+        if self.unwatched_since is None:
+            self.unwatched_since = time.monotonic()
 
     def _read_all(self) -> list[Change]:
         """Read the prefix; the changes since the last read (every key the first time)."""
@@ -99,6 +107,7 @@ class Follower:
             if self.stop_event.is_set():
                 return
             self.watching.set()
+            self.unwatched_since = None
             log.info("watching the registry", prefix=self.keys.prefix, revision=self.revision)
             heard = time.monotonic()
             while not self.stop_event.is_set():
