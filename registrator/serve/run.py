@@ -1,0 +1,111 @@
+"""One `serve` process: the watched copy, then HTTP (uvicorn, on the main thread), DNS and
+--metrics-addr beside it; SIGTERM/SIGINT stop everything, exit 0. Read-only: nothing here
+writes to the store."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import ssl
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+import uvicorn
+
+from registrator.errors import ConfigError
+from registrator.keys import KeySpace
+from registrator.metrics_server import MetricsServer
+from registrator.serve import limits
+from registrator.serve.http import Options, build_app
+from registrator.serve.metrics import ServeMetrics
+from registrator.serve.pages import page_routes
+from registrator.serve.state import ServeState
+from registrator.stores.base import Store
+
+log = structlog.get_logger("registrator.serve")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    http: tuple[str, int] | None
+    dns: tuple[str, int] | None
+    domain: str
+    dns_ttl: float
+    http_cert: str | None
+    http_key: str | None
+    show_config: bool
+    stale_after: float
+    metrics_addr: tuple[str, int] | None
+
+
+def serve(store: Store, keys: KeySpace, settings: ServeSettings) -> None:
+    state = ServeState(store, keys)
+    state.start()
+    dns = _dns_server(state, settings) if settings.dns is not None else None
+    stopped = threading.Event()
+    try:
+        if dns is not None:
+            dns.start()
+        metrics = ServeMetrics(state)
+        options = Options(prefix=keys.prefix, stale_after=settings.stale_after,
+                          show_config=settings.show_config)
+        app, api = build_app(state, options, metrics, page_routes)
+        side = _metrics_server(settings.metrics_addr, metrics, api.health)
+        try:
+            if settings.http is not None:
+                _run_http(app, settings)
+            else:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    signal.signal(sig, lambda *_: stopped.set())
+                stopped.wait()
+        finally:
+            if side is not None:
+                side.stop()
+    finally:
+        if dns is not None:
+            dns.stop()
+        state.stop()
+
+
+def _dns_server(state: ServeState, settings: ServeSettings) -> Any:
+    try:
+        # Loaded only with --dns. The DNS side (issue 22, second part) lands in dns.py; until
+        # it does, --dns says so instead of failing later.
+        from registrator.serve.dns import (  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
+            DnsServer,
+        )
+    except ImportError:
+        raise ConfigError("--dns: DNS not built yet") from None
+    assert settings.dns is not None  # noqa: S101 - the caller checked
+    host, port = settings.dns
+    return DnsServer(current=state.current, subscribe=state.subscribe, domain=settings.domain,
+                     ttl=settings.dns_ttl, host=host, port=port)
+
+
+def _run_http(app: Any, settings: ServeSettings) -> None:
+    assert settings.http is not None  # noqa: S101 - the caller checked
+    host, port = settings.http
+    config = uvicorn.Config(
+        app, host=host, port=port, http=limits.BoundedH11Protocol, loop="asyncio",
+        lifespan="on", log_config=None, access_log=False, server_header=False,
+        limit_concurrency=limits.MAX_CONNECTIONS, backlog=2048,
+        timeout_keep_alive=int(limits.KEEP_ALIVE), timeout_graceful_shutdown=2,
+        h11_max_incomplete_event_size=limits.MAX_HEAD,
+        ssl_certfile=settings.http_cert, ssl_keyfile=settings.http_key,
+        ssl_version=ssl.PROTOCOL_TLS_SERVER)
+    # uvicorn logs through the standard library: its warnings (a bad request, a limit hit)
+    # go to stderr like ours, its per-request chatter does not.
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    log.info("serving HTTP", host=host, port=port, tls=settings.http_cert is not None)
+    uvicorn.Server(config).run()
+
+
+def _metrics_server(address: tuple[str, int] | None, metrics: Any, health: Any) -> Any:
+    if address is None:
+        return None
+    server = MetricsServer(metrics, address, health)
+    server.start()
+    log.info("serving /metrics and /healthz", port=server.port)
+    return server
