@@ -65,10 +65,13 @@ class DnsServer:
 
     def __init__(  # noqa: PLR0913 - the signature serve's CLI calls
             self, current: Callable[[], SnapshotLike], subscribe: Subscribe,
-                 domain: str = "registrator.", ttl: int = 0, host: str = "127.0.0.1",
+                 domain: str = "registrator.", ttl: float = 0, host: str = "127.0.0.1",
                  port: int = 0, *, max_tcp: int = 128, tcp_idle: float = 10.0) -> None:
         self._current, self._subscribe = current, subscribe
-        self.builder = Builder(parse_domain(domain), ttl)
+        if not 0 <= ttl < 2**31:  # RFC 2181 8: a TTL is 0 to 2^31 - 1 seconds
+            raise ValueError(f"DNS TTL {ttl!r} is out of range")
+        # --dns-ttl is a duration (a float of seconds); DNS counts whole seconds.
+        self.builder = Builder(parse_domain(domain), int(ttl))
         self.host, self.port = host, port
         self.max_tcp, self.tcp_idle = max_tcp, tcp_idle
         self._pending: SnapshotLike | None = None
@@ -118,7 +121,8 @@ class DnsServer:
     # -- sockets -------------------------------------------------------------------------
 
     def start(self) -> DnsServer:
-        self._bind()
+        if self._udp is None:
+            self.bind()
         self.changed(self._current())
         self._subscribe(self.changed)
         self.answers()
@@ -130,19 +134,22 @@ class DnsServer:
                  domain=self.builder.domain.to_text())
         return self
 
-    def _bind(self) -> None:
-        family = socket.AF_INET6 if ipaddress.ip_address(self.host).version == 6 \
-            else socket.AF_INET
+    def bind(self) -> None:
+        """Take the port (UDP and TCP) without serving yet: OSError when it is not free."""
+        # A name (localhost) is resolved once, here; its first address is the one served.
+        family, _, _, _, address = socket.getaddrinfo(self.host, self.port,
+                                                      type=socket.SOCK_DGRAM)[0]
+        host = str(address[0])
         # Port 0: the kernel picks a free UDP port; the TCP one must be the same (dig and
         # resolvers retry a truncated answer on the same port), so try a few.
         for _attempt in range(20 if self.port == 0 else 1):
             udp = socket.socket(family, socket.SOCK_DGRAM)
             tcp = socket.socket(family, socket.SOCK_STREAM)
             try:
-                udp.bind((self.host, self.port))
+                udp.bind((host, self.port))
                 port = udp.getsockname()[1]
                 tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                tcp.bind((self.host, port))
+                tcp.bind((host, port))
                 tcp.listen(128)
             except OSError:
                 udp.close()
@@ -150,7 +157,7 @@ class DnsServer:
                 if self.port != 0:
                     raise
                 continue
-            self._udp, self._tcp, self.port = udp, tcp, port
+            self._udp, self._tcp, self.host, self.port = udp, tcp, host, port
             return
         raise OSError(f"no free port on {self.host} for both UDP and TCP")
 

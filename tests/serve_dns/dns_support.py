@@ -4,6 +4,7 @@ state stand-in whose snapshot a test replaces (what serve/state.py does on a sto
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -80,3 +81,18 @@ def flags(output: str) -> set[str]:
         if line.startswith(";; flags:"):
             found = set(line.split(";")[2].split(":")[1].split())
     return found
+
+
+def free_dns_port() -> int:
+    """A loopback port free for both UDP and TCP (serve binds both)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port = int(udp.getsockname()[1])
+            with socket.socket() as tcp:
+                try:
+                    tcp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no port free for both UDP and TCP")

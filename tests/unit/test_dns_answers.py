@@ -211,6 +211,14 @@ def test_the_fast_parser_reads_what_dnspython_reads(labels, rdtype, edns, payloa
     assert parse_fast(wire) == parse_slow(wire)
 
 
+def test_ttl_is_whole_seconds_of_the_duration():
+    srv = DnsServer(lambda: SNAP, lambda _cb: None, ttl=2.5)
+    srv.changed(SNAP)
+    assert ask(srv, "web.service.registrator.").answer[0].ttl == 2
+    with pytest.raises(ValueError, match="TTL"):
+        DnsServer(lambda: SNAP, lambda _cb: None, ttl=2.0**31)
+
+
 def test_domain_is_checked():
     assert parse_domain("Registrator").to_text() == "registrator."
     for bad in (".", "a..b", "x" * 64 + ".com"):
