@@ -33,8 +33,8 @@ def haproxy(tmp_path):
         pytest.skip("haproxy is not installed (scripts/setup installs it)")
     started = []
 
-    def start(cfg):
-        proxy = HAProxy(cfg)
+    def start(cfg, env=None):
+        proxy = HAProxy(cfg, env)
         started.append(proxy)
         return proxy
 
