@@ -20,7 +20,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from registrator.serve.dns_zone import IP, SOA, Found, Target
+from registrator.serve.dns_zone import IP, SOA, Found, Target, ip_text
 
 IN = dns.rdataclass.IN
 UDP_PLAIN = 512  # RFC 1035: a UDP answer without EDNS
@@ -186,8 +186,8 @@ class Builder:
 
     def _ips(self, name: dns.name.Name, ips: tuple[IP, ...]) -> dns.rrset.RRset:
         """One A or AAAA rrset (`ips` are all of one family)."""
-        rdtype = dns.rdatatype.A if ips[0].version == 4 else dns.rdatatype.AAAA
-        return dns.rrset.from_text_list(name, self.ttl, IN, rdtype, [str(ip) for ip in ips])
+        rdtype = dns.rdatatype.A if len(ips[0]) == 4 else dns.rdatatype.AAAA
+        return dns.rrset.from_text_list(name, self.ttl, IN, rdtype, [ip_text(ip) for ip in ips])
 
 
 def labels_of(qname_lower: bytes) -> list[str]:

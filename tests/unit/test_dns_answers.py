@@ -151,6 +151,10 @@ def test_the_client_spelling_id_rd_and_edns_come_back(server):
     assert ask(server, "web.service.registrator.").flags & dns.flags.RD
 
 
+def addr(e):
+    return f"{id_hash(e['id'])}.addr.registrator."
+
+
 def test_a_change_is_answered_at_once_and_unchanged_services_keep_their_answers(server):
     ask(server, "web.service.registrator.", "SRV")
     kept = server.answers().zone.services["web"]
@@ -161,6 +165,10 @@ def test_a_change_is_answered_at_once_and_unchanged_services_keep_their_answers(
     assert records(ask(server, "big.service.registrator.")) == ["10.9.9.9"]
     assert records(ask(server, "new.service.registrator.")) == ["10.2.2.2"]
     assert server.answers().zone.services["web"] is kept
+    # The SRV targets' names follow: the moved instances' go, the new and kept ones answer.
+    assert ask(server, addr(SNAP.services["big"][1])).rcode() == dns.rcode.NXDOMAIN
+    assert records(ask(server, addr(moved.services["big"][0]))) == ["10.9.9.9"]
+    assert records(ask(server, addr(WEB[1]))) == ["10.0.0.2"]
     server.changed(Snap(9, {}, []))
     assert ask(server, "web.service.registrator.").rcode() == dns.rcode.NXDOMAIN
 
