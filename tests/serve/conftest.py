@@ -10,8 +10,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "consumers"))
 
-from consumer_support import Process  # noqa: E402 - the path above first
-from harness import new_prefix  # noqa: E402
+from consumer_support import Process
+from harness import new_prefix
 
 
 @pytest.fixture

@@ -57,7 +57,7 @@ def get_json(port: int, path: str, **kwargs: Any) -> Any:
 class Serve:
     """One `registrator serve --http 127.0.0.1:<free port>` of a test's own."""
 
-    def __init__(self, start: Any, server: Any, prefix: str, *args: str,  # noqa: PLR0913
+    def __init__(self, start: Any, server: Any, prefix: str, *args: str,
                  env: dict[str, str] | None = None, ready: bool = True,
                  via: list[str] | None = None) -> None:
         self.port = free_port()

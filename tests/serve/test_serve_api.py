@@ -40,7 +40,7 @@ def test_api_objects_and_order_are_those_of_ls_json(store, prefix, consumer):
     assert [e["id"] for e in serve.json("/v1/services/web?host=h1")] == ["a-web", "c-web"]
     assert serve.json("/v1/services/web?tag=prod&host=h2")[0]["id"] == "b-web"
     assert serve.json("/v1/services/nope") == []
-    status, headers, body = serve.get("/v1/services/web")
+    _, headers, body = serve.get("/v1/services/web")
     assert headers["content-type"] == "application/json; charset=utf-8"
     assert int(headers["x-registrator-index"]) > 0
     assert "x-registrator-stale" not in headers

@@ -21,9 +21,9 @@ HOSTILE_IMG = '<img src=x onerror="window.__pwned=2">'
 def browser():
     if not (Path(CHROMIUM).exists() and Path(DRIVER).exists()):
         pytest.skip("chromium/chromium-driver are not installed (scripts/setup installs them)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
+    from selenium import webdriver  # noqa: PLC0415 - only where a browser runs
+    from selenium.webdriver.chrome.options import Options  # noqa: PLC0415
+    from selenium.webdriver.chrome.service import Service  # noqa: PLC0415
 
     options = Options()
     options.binary_location = CHROMIUM

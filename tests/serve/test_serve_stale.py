@@ -45,7 +45,7 @@ def test_store_outage_answers_stale_then_current(store, prefix, consumer):
         wait_until(lambda: "x-registrator-stale" not in serve.get("/v1/services/web")[1]
                    and _ids(serve) == ["w1", "w2"], timeout=3,
                    message="current again soon after the store's return")
-        print(f"current again {time.monotonic() - back:.2f}s after the store's return")
+        print(f"current again {time.monotonic() - back:.2f}s after the store's return")  # noqa: T201
         assert serve.get("/healthz")[0] == 200
     finally:
         proxy.cut()
