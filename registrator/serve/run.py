@@ -10,6 +10,7 @@ import signal
 import ssl
 import threading
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 import structlog
@@ -111,7 +112,15 @@ def _run_http(app: Any, settings: ServeSettings) -> None:
     # go to stderr like ours, its per-request chatter does not.
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     log.info("serving HTTP", host=host, port=port, tls=settings.http_cert is not None)
-    uvicorn.Server(config).run()
+    _Server(config).run()
+
+
+class _Server(uvicorn.Server):
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # SIGTERM/SIGINT end serve with exit 0, as every other command (SPEC §5); uvicorn
+        # would raise the signal again after its graceful shutdown (exit -15).
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
 
 
 def _metrics_server(address: tuple[str, int] | None, metrics: Any, health: Any) -> Any:
