@@ -1,9 +1,12 @@
 """docs/serve.md "Read-only store credentials": serve works with an etcd user whose only role
-reads the prefix (TLS + password auth), so it cannot write even by mistake."""
+reads the prefix (TLS + password auth), so it cannot write even by mistake; and serve's own
+HTTPS (--http-cert/--http-key)."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import ssl
 import sys
 from pathlib import Path
 
@@ -54,3 +57,32 @@ def test_serve_with_a_read_only_etcd_role(tls_etcd, pki, consumer):
     wait_until(lambda: [e["id"] for e in serve.json("/v1/services/web")] == ["w1"],
                message="the entry served with read-only credentials")
     assert READER_PASSWORD not in serve.process.log_path.read_text()
+
+
+def _https(port, path, context):
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=5)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def test_serve_over_tls(etcd, pki, consumer):
+    prefix = new_prefix()
+    etcd.view.put(f"{prefix}/services/web/w1", json.dumps(record("web", "w1", 8080)))
+    try:
+        serve = Serve(consumer, etcd, prefix, "--http-cert", pki.path("server.pem"),
+                      "--http-key", pki.path("server-key.pem"), ready=False)
+        context = ssl.create_default_context(cafile=pki.path("ca.pem"))
+        wait_until(lambda: _https(serve.port, "/healthz", context)[0] == 200, timeout=30,
+                   message="serve to answer over https")
+        status, body = _https(serve.port, "/v1/services/web", context)
+        assert status == 200
+        assert [e["id"] for e in json.loads(body)] == ["w1"]
+        untrusted = ssl.create_default_context(cafile=pki.path("other-ca.pem"))
+        with pytest.raises(ssl.SSLCertVerificationError):
+            _https(serve.port, "/healthz", untrusted)
+    finally:
+        etcd.view.delete_prefix(prefix + "/")
