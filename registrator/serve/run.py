@@ -45,8 +45,10 @@ class ServeSettings:
 def serve(store: Store, keys: KeySpace, settings: ServeSettings) -> None:
     _enough_files()
     state = ServeState(store, keys)
-    state.start()
     dns = _dns_server(state, settings) if settings.dns is not None else None
+    if dns is not None:
+        _bind_dns(dns, settings)  # a taken port is one line and exit 2, before anything runs
+    state.start()
     stopped = threading.Event()
     try:
         if dns is not None:
@@ -83,18 +85,25 @@ def _enough_files() -> None:
 
 
 def _dns_server(state: ServeState, settings: ServeSettings) -> Any:
-    try:
-        # Loaded only with --dns. The DNS side (issue 22, second part) lands in dns.py; until
-        # it does, --dns says so instead of failing later.
-        from registrator.serve.dns import (  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
-            DnsServer,
-        )
-    except ImportError:
-        raise ConfigError("--dns: DNS not built yet") from None
+    # Loaded only with --dns: the DNS library is no cost to an HTTP-only serve.
+    from registrator.serve.dns import DnsServer  # noqa: PLC0415
+
     assert settings.dns is not None  # noqa: S101 - the caller checked
     host, port = settings.dns
-    return DnsServer(current=state.current, subscribe=state.subscribe, domain=settings.domain,
-                     ttl=settings.dns_ttl, host=host, port=port)
+    try:
+        return DnsServer(current=state.current, subscribe=state.subscribe,
+                         domain=settings.domain, ttl=settings.dns_ttl, host=host, port=port)
+    except ValueError as exc:  # a domain dnspython refuses, a TTL out of range
+        raise ConfigError(f"--dns: {exc}") from None
+
+
+def _bind_dns(dns: Any, settings: ServeSettings) -> None:
+    assert settings.dns is not None  # noqa: S101 - the caller checked
+    host, port = settings.dns
+    try:
+        dns.bind()
+    except OSError as exc:  # the port is taken, the address is not ours or unknown
+        raise ConfigError(f"--dns {host}:{port}: {exc.strerror or exc}") from None
 
 
 def _run_http(app: Any, settings: ServeSettings) -> None:
