@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import socket
 import subprocess
 import sys
 
@@ -101,3 +102,13 @@ def test_config_served_only_with_show_config_and_never_an_encrypted_value(
     assert "https://shop.example" in page
     assert serve.process.stop() == 0  # SIGTERM: exit 0
     assert json.loads(serve.process.log_path.read_text().splitlines()[0])  # JSON logs
+
+
+def test_http_port_taken_exits_2_with_one_line(etcd):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        out = cli("serve", "--etcd-endpoints", etcd.endpoint, "--http", f"127.0.0.1:{port}")
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert f"--http 127.0.0.1:{port}" in lines[0]
