@@ -71,8 +71,9 @@ class Api:
             self._cache_of, self._cache = snap, {}
         body = self._cache.get(key)
         if body is None:
-            body = self._cache[key] = json.dumps(make(), sort_keys=True,
-                                                 ensure_ascii=False).encode()
+            # ASCII with \u escapes: a stored value may hold a lone surrogate (a valid JSON
+            # escape that no UTF-8 encoder takes); the answer is valid whatever it holds.
+            body = self._cache[key] = json.dumps(make(), sort_keys=True).encode()
         return body
 
     async def blocking(self, request: Request, index_of: Callable[[Snapshot], int]) -> Snapshot:

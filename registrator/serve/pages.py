@@ -111,7 +111,8 @@ class Pages:
             loaded=snap.loaded, stale=None if stale is None else f"{stale:.0f}",
             problem=api.health(), show_config=api.options.show_config,
             page=template.removesuffix(".html"), **context)
-        return HTMLResponse(html, status, headers=_SECURITY)
+        # A stored value may hold a lone surrogate: replaced, never a failed answer.
+        return HTMLResponse(html.encode("utf-8", "replace"), status, headers=_SECURITY)
 
     async def services(self, request: Request) -> Response:
         return self.render(request, "services.html",
