@@ -5,10 +5,13 @@ writes to the store."""
 from __future__ import annotations
 
 import logging
+import resource
 import signal
+import socket
 import ssl
 import threading
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 import structlog
@@ -41,10 +44,12 @@ class ServeSettings:
 
 
 def serve(store: Store, keys: KeySpace, settings: ServeSettings) -> None:
+    _enough_files()
     state = ServeState(store, keys)
     dns = _dns_server(state, settings) if settings.dns is not None else None
     if dns is not None:
         _bind_dns(dns, settings)  # a taken port is one line and exit 2, before anything runs
+    listener = _bind_http(settings.http) if settings.http is not None else None
     state.start()
     stopped = threading.Event()
     try:
@@ -56,8 +61,8 @@ def serve(store: Store, keys: KeySpace, settings: ServeSettings) -> None:
         app, api = build_app(state, options, metrics, page_routes)
         side = _metrics_server(settings.metrics_addr, metrics, api.health)
         try:
-            if settings.http is not None:
-                _run_http(app, settings)
+            if listener is not None:
+                _run_http(app, settings, listener)
             else:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     signal.signal(sig, lambda *_: stopped.set())
@@ -69,6 +74,16 @@ def serve(store: Store, keys: KeySpace, settings: ServeSettings) -> None:
         if dns is not None:
             dns.stop()
         state.stop()
+
+
+def _enough_files() -> None:
+    """Room for MAX_CONNECTIONS sockets: the soft limit raised up to the hard one (a common
+    default soft limit of 1024 would make accept() fail long before the bound)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = limits.MAX_CONNECTIONS + 256
+    if soft != resource.RLIM_INFINITY and soft < want:
+        new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
 
 
 def _dns_server(state: ServeState, settings: ServeSettings) -> Any:
@@ -93,7 +108,18 @@ def _bind_dns(dns: Any, settings: ServeSettings) -> None:
         raise ConfigError(f"--dns {host}:{port}: {exc.strerror or exc}") from None
 
 
-def _run_http(app: Any, settings: ServeSettings) -> None:
+def _bind_http(address: tuple[str, int]) -> socket.socket:
+    """The --http socket, bound before anything runs: a taken port or an address that is not
+    ours is one line and exit 2, not uvicorn's own error after start."""
+    host, port = address
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        raise ConfigError(f"--http {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _run_http(app: Any, settings: ServeSettings, listener: socket.socket) -> None:
     assert settings.http is not None  # noqa: S101 - the caller checked
     host, port = settings.http
     config = uvicorn.Config(
@@ -108,7 +134,15 @@ def _run_http(app: Any, settings: ServeSettings) -> None:
     # go to stderr like ours, its per-request chatter does not.
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     log.info("serving HTTP", host=host, port=port, tls=settings.http_cert is not None)
-    uvicorn.Server(config).run()
+    _Server(config).run(sockets=[listener])
+
+
+class _Server(uvicorn.Server):
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # SIGTERM/SIGINT end serve with exit 0, as every other command (SPEC §5); uvicorn
+        # would raise the signal again after its graceful shutdown (exit -15).
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
 
 
 def _metrics_server(address: tuple[str, int] | None, metrics: Any, health: Any) -> Any:
