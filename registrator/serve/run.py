@@ -56,6 +56,8 @@ def serve(store: Store, keys: KeySpace, settings: ServeSettings) -> None:
         if dns is not None:
             dns.start()
         metrics = ServeMetrics(state)
+        if dns is not None:
+            _dns_metrics(metrics, dns)
         options = Options(prefix=keys.prefix, stale_after=settings.stale_after,
                           show_config=settings.show_config)
         app, api = build_app(state, options, metrics, page_routes)
@@ -97,6 +99,12 @@ def _dns_server(state: ServeState, settings: ServeSettings) -> Any:
                          domain=settings.domain, ttl=settings.dns_ttl, host=host, port=port)
     except ValueError as exc:  # a domain dnspython refuses, a TTL out of range
         raise ConfigError(f"--dns: {exc}") from None
+
+
+def _dns_metrics(metrics: ServeMetrics, dns: Any) -> None:
+    from registrator.serve import dns_metrics  # noqa: PLC0415 - only with --dns
+
+    dns_metrics.register(metrics.registry, dns)
 
 
 def _bind_dns(dns: Any, settings: ServeSettings) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import uuid
 
-from consumer_support import cli
+from consumer_support import cli, get, put_entry
 from dns_support import dig, free_dns_port, need_dig, short, status
 from harness import published_port, wait_until
 from zk_harness import both_stores
@@ -64,3 +64,40 @@ def test_bad_dns_flags_exit_2_with_one_line(etcd):
             lines = out.stderr.strip().splitlines()
             assert len(lines) == 1, lines
             assert says in lines[0]
+
+
+def test_dns_answers_are_counted_in_metrics(etcd, prefix, consumer):
+    """/metrics on --http counts DNS answers by transport and rcode, and the truncated ones."""
+    need_dig()
+    for n in range(40):  # an SRV answer over 512 bytes
+        put_entry(etcd, prefix, "many", f"i{n}", 8000 + n, address=f"127.0.0.{n + 1}")
+    dns_port, http_port = free_dns_port(), free_dns_port()
+    serve = consumer("serve", "--etcd-endpoints", etcd.endpoint, "--prefix", prefix,
+                     "--dns", f"127.0.0.1:{dns_port}", "--http", f"127.0.0.1:{http_port}")
+    wait_until(lambda: len(short(dns_port, "many.service.registrator")) == 40, timeout=20,
+               message="serve answering")
+
+    def metric(name, **labels):
+        text = get(http_port, "/metrics")[1]
+        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        for line in text.splitlines():
+            if line.startswith((f"{name}{{{want}}} ", f"{name} ")):
+                return float(line.split()[-1])
+        return 0.0
+
+    counted = {"nx": ("registrator_serve_dns_responses_total",
+                      {"rcode": "NXDOMAIN", "transport": "udp"}),
+               "refused": ("registrator_serve_dns_responses_total",
+                           {"rcode": "REFUSED", "transport": "udp"}),
+               "tcp": ("registrator_serve_dns_responses_total",
+                       {"rcode": "NOERROR", "transport": "tcp"}),
+               "tc": ("registrator_serve_dns_truncated_total", {})}
+    before = {k: metric(name, **labels) for k, (name, labels) in counted.items()}
+    assert status(dig(dns_port, "nope.service.registrator")) == "NXDOMAIN"
+    assert status(dig(dns_port, "example.com")) == "REFUSED"
+    assert "ANSWER: 40," in dig(dns_port, "many.service.registrator", "SRV", "+noedns")
+    after = {k: metric(name, **labels) for k, (name, labels) in counted.items()}
+    assert {k: after[k] - before[k] for k in counted} == {"nx": 1, "refused": 1, "tcp": 1,
+                                                          "tc": 1}
+    assert metric("registrator_serve_dns_tcp_connections") == 0
+    assert serve.alive()
