@@ -26,6 +26,7 @@ IN = dns.rdataclass.IN
 UDP_PLAIN = 512  # RFC 1035: a UDP answer without EDNS
 OUR_PAYLOAD = 1232  # what we advertise in OPT (the 2020 DNS flag day's safe size)
 TCP_MAX = 65535  # one TCP message's length prefix
+UDP_MAX = 65507  # one IPv4 UDP datagram's payload
 OPT = b"\x00\x00\x29" + struct.pack(">H", OUR_PAYLOAD) + b"\x00" * 6
 _QTYPE_CLASS = struct.Struct(">HH")
 _OPT_FIELDS = struct.Struct(">HHBBHH")
@@ -143,7 +144,7 @@ def finish(template: bytes, query: Query, limit: int) -> bytes:
 
 
 def udp_limit(query: Query) -> int:
-    return UDP_PLAIN if query.edns is None else min(max(UDP_PLAIN, query.edns), TCP_MAX)
+    return UDP_PLAIN if query.edns is None else min(max(UDP_PLAIN, query.edns), UDP_MAX)
 
 
 class Builder:

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from registrator.serve.dns import DnsServer, parse_domain
-from registrator.serve.dns_wire import parse_fast, parse_slow
+from registrator.serve.dns_wire import parse_fast, parse_slow, udp_limit
 from registrator.serve.dns_zone import id_hash
 
 
@@ -232,3 +232,11 @@ def test_domain_is_checked():
     for bad in (".", "a..b", "x" * 64 + ".com"):
         with pytest.raises(ValueError, match="domain"):
             parse_domain(bad)
+
+
+def test_udp_answers_fit_in_one_datagram():
+    """An EDNS client may offer 65535 bytes; a UDP datagram holds 65507 (IPv4): past that
+    sendto fails and the client would get nothing instead of TC."""
+    query = parse_fast(dns.message.make_query("a.registrator.", "A", use_edns=0,
+                                              payload=65535).to_wire())
+    assert udp_limit(query) == 65507
