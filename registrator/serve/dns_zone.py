@@ -150,14 +150,13 @@ class Zone:
     def build(cls, snapshot: SnapshotLike, previous: Zone | None = None) -> Zone:
         old = previous.services if previous is not None else {}
         zone = cls(snapshot.revision)
+        services = zone.services
         for name, entries in snapshot.services.items():
-            if not DNS_LABEL.match(name):
-                continue
-            kept = old.get(name)
+            kept = old.get(name)  # only a DNS label was kept: no need to match it again
             if kept is not None and (kept.entries is entries or kept.entries == entries):
-                zone.services[name] = kept
-            else:
-                zone.services[name] = ServiceZone(name, entries)
+                services[name] = kept
+            elif kept is not None or DNS_LABEL.match(name):
+                services[name] = ServiceZone(name, entries)
         zone.addrs = _addrs(old, zone.services, previous.addrs if previous else {})
         nodes: dict[str, list[IP]] = {}
         for host in snapshot.hosts:
