@@ -8,7 +8,7 @@ import uuid
 
 from consumer_support import cli, get, put_entry
 from dns_support import dig, free_dns_port, need_dig, short, status
-from harness import published_port, wait_until
+from harness import Proxy, new_prefix, published_port, wait_until
 from zk_harness import both_stores
 
 LOCAL = ("127.0.0.1", None)
@@ -101,3 +101,37 @@ def test_dns_answers_are_counted_in_metrics(etcd, prefix, consumer):
                                                           "tc": 1}
     assert metric("registrator_serve_dns_tcp_connections") == 0
     assert serve.alive()
+
+
+@both_stores
+def test_dns_answers_from_the_last_copy_while_the_store_is_away(store, consumer):
+    """SPEC §11: with the store cut off, serve answers DNS from its last copy; a change made
+    meanwhile is answered once the store is back."""
+    need_dig()
+    prefix = new_prefix()
+    put_entry(store, prefix, "kept", "k1", 8001)
+    proxy = Proxy(("127.0.0.1", store.port))
+    via = proxy.listen[1]
+    store_args = ([f"--zookeeper=127.0.0.1:{via}"] if store.kind == "zookeeper"
+                  else [f"--etcd-endpoints=http://127.0.0.1:{via}"])
+    port, http_port = free_dns_port(), free_dns_port()
+    try:
+        serve = consumer("serve", *store_args, "--prefix", prefix, "--dns",
+                         f"127.0.0.1:{port}", "--http", f"127.0.0.1:{http_port}",
+                         "--stale-after", "1s")
+        wait_until(lambda: short(port, "kept.service.registrator") == ["127.0.0.1"],
+                   timeout=20, message="serve answering")
+        proxy.cut()
+        # /healthz says the copy is stale: the outage is seen, and DNS still answers.
+        wait_until(lambda: get(http_port, "/healthz")[0] == 503, timeout=30,
+                   message="serve seeing the outage")
+        for _ in range(5):
+            assert short(port, "kept.service.registrator") == ["127.0.0.1"]
+        put_entry(store, prefix, "late", "l1", 8002, address="127.0.0.2")
+        proxy.restore()
+        wait_until(lambda: short(port, "late.service.registrator") == ["127.0.0.2"],
+                   timeout=20, message="the change made during the outage")
+        assert serve.alive()
+    finally:
+        proxy.cut()
+        store.view.delete_prefix(prefix + "/")
