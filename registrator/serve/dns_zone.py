@@ -177,8 +177,9 @@ class Zone:
         if kind == "service":
             return self._service(rest, qtype)
         if kind == "addr" and len(rest) <= 1:
-            ips = self.addrs.get(rest[0]) if rest else ()
-            return _addresses(ips, qtype)
+            if not rest:
+                return Found(NOERROR)  # addr.DOMAIN: an empty non-terminal
+            return _addresses(self.addrs.get(rest[0]), qtype)
         if kind == "node":
             hostname = ".".join(rest)
             if not rest or hostname in self.node_parents:

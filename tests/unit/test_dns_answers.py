@@ -234,6 +234,16 @@ def test_domain_is_checked():
             parse_domain(bad)
 
 
+def test_empty_non_terminals_are_nodata_not_nxdomain(server):
+    """RFC 8020: NXDOMAIN says nothing exists below; these names have children."""
+    for name in ("service.registrator.", "node.registrator.", "addr.registrator.",
+                 "_tcp.service.registrator.", "h2.node.registrator."):
+        response = ask(server, name)
+        assert response.rcode() == dns.rcode.NOERROR, name
+        assert not response.answer
+        assert [rr.rdtype for rr in response.authority] == [dns.rdatatype.SOA]
+
+
 def test_udp_answers_fit_in_one_datagram():
     """An EDNS client may offer 65535 bytes; a UDP datagram holds 65507 (IPv4): past that
     sendto fails and the client would get nothing instead of TC."""
