@@ -177,9 +177,8 @@ class Zone:
         if kind == "service":
             return self._service(rest, qtype)
         if kind == "addr" and len(rest) <= 1:
-            if not rest:
-                return Found(NOERROR)  # addr.DOMAIN: an empty non-terminal
-            return _addresses(self.addrs.get(rest[0]), qtype)
+            # addr.DOMAIN itself: an empty non-terminal (NODATA, not NXDOMAIN: RFC 8020).
+            return _addresses(self.addrs.get(rest[0]), qtype) if rest else Found(NOERROR)
         if kind == "node":
             hostname = ".".join(rest)
             if not rest or hostname in self.node_parents:
