@@ -116,10 +116,10 @@ def _error(msg: dns.message.Message, rcode: dns.rcode.Rcode) -> bytes:
     return response.to_wire()
 
 
-def refused(qname: bytes, qtype: int, qclass: int) -> bytes:
-    """The template of a REFUSED answer (a name outside our domain, or a type we never
-    serve): no AA, the question echoed."""
-    return (b"\x00\x00\x80" + bytes((dns.rcode.REFUSED,)) + _ONE_QUESTION + b"\x00\x00"
+def bare(qname: bytes, qtype: int, qclass: int, rcode: int) -> bytes:
+    """The template of an answer with no records and no AA: REFUSED (a name outside our
+    domain, a type we never serve), SERVFAIL (the store not read yet); the question echoed."""
+    return (b"\x00\x00\x80" + bytes((rcode,)) + _ONE_QUESTION + b"\x00\x00"
             + qname + _QTYPE_CLASS.pack(qtype, qclass))
 
 

@@ -145,11 +145,12 @@ class Zone:
     addrs: dict[str, tuple[IP, ...]] = field(default_factory=dict)
     nodes: dict[str, tuple[IP, ...]] = field(default_factory=dict)
     node_parents: frozenset[str] = frozenset()  # empty non-terminals of dotted hostnames
+    loaded: bool = True  # False until the store was read once (serve's Snapshot.loaded)
 
     @classmethod
     def build(cls, snapshot: SnapshotLike, previous: Zone | None = None) -> Zone:
         old = previous.services if previous is not None else {}
-        zone = cls(snapshot.revision)
+        zone = cls(snapshot.revision, loaded=bool(getattr(snapshot, "loaded", True)))
         services = zone.services
         for name, entries in snapshot.services.items():
             kept = old.get(name)  # only a DNS label was kept: no need to match it again

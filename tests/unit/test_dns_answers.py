@@ -244,6 +244,22 @@ def test_empty_non_terminals_are_nodata_not_nxdomain(server):
         assert [rr.rdtype for rr in response.authority] == [dns.rdatatype.SOA]
 
 
+def test_before_the_store_was_read_once_the_answer_is_servfail_not_nxdomain():
+    """serve binds DNS before its first read of the store: 'no such name' then would be a
+    lie a resolver may act on (HAProxy drops the servers); SERVFAIL says 'ask again'."""
+
+    @dataclass(frozen=True)
+    class Unloaded(Snap):
+        loaded: bool = False
+
+    srv = DnsServer(lambda: SNAP, lambda _cb: None)
+    srv.changed(Unloaded(0, {}, []))
+    assert ask(srv, "web.service.registrator.").rcode() == dns.rcode.SERVFAIL
+    assert ask(srv, "example.com.").rcode() == dns.rcode.REFUSED
+    srv.changed(SNAP)  # a snapshot without the flag (a fake, or an older state): loaded
+    assert records(ask(srv, "web.service.registrator.")) == ["10.0.0.1", "10.0.0.2"]
+
+
 def test_udp_answers_fit_in_one_datagram():
     """An EDNS client may offer 65535 bytes; a UDP datagram holds 65507 (IPv4): past that
     sendto fails and the client would get nothing instead of TC."""
