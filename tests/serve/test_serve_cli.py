@@ -100,6 +100,8 @@ def test_config_served_only_with_show_config_and_never_an_encrypted_value(
     page = serve.get("/ui/config/shop")[2].decode()
     assert "(encrypted)" in page
     assert "https://shop.example" in page
+    assert "node1" in page  # the host that overrides url, with its value
+    assert "https://node1.shop.example" in page
     assert serve.process.stop() == 0  # SIGTERM: exit 0
     assert json.loads(serve.process.log_path.read_text().splitlines()[0])  # JSON logs
 
