@@ -81,6 +81,8 @@ class Api:
         N, the wait ends, or the client leaves."""
         index, wait = _blocking_params(request)
         snap = self.state.current()
+        if not snap.loaded:
+            raise NotLoadedError
         # An index from beyond this copy (another server, a reset store): answer at once.
         if index is None or index_of(snap) > index or index > snap.revision:
             return snap
@@ -99,6 +101,11 @@ class Api:
 
 class TooManyHeldError(Exception):
     """No held-request slot is free for this client."""
+
+
+class NotLoadedError(Exception):
+    """The store has not been read yet: an empty answer would be wrong (a Prometheus would
+    drop every target), so the client is told to come back (503), keeping what it had."""
 
 
 def _blocking_params(request: Request) -> tuple[int | None, float]:
@@ -251,8 +258,12 @@ def build_app(state: ServeState, options: Options, metrics: ServeMetrics,
     async def too_many(_request: Request, _exc: Exception) -> Response:
         return _error(429, "too many held requests; retry later", headers={"Retry-After": "1"})
 
+    async def not_loaded(_request: Request, _exc: Exception) -> Response:
+        return _error(503, "no copy of the registry yet: the store has not answered",
+                      headers={"Retry-After": "1"})
+
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
         404: not_found, 405: not_allowed, BadRequestError: bad_request,
-        TooManyHeldError: too_many})
+        TooManyHeldError: too_many, NotLoadedError: not_loaded})
     app.add_middleware(Guard, api=api)
     return app, api
