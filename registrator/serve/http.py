@@ -53,7 +53,7 @@ class Api:
         state.subscribe(self.wakeup.published)
         # Encoded answers per snapshot: most requests ask what the last one asked.
         self._cache_of: Snapshot | None = None
-        self._cache: dict[tuple[str, ...], bytes] = {}
+        self._cache: dict[tuple[str | None, ...], bytes] = {}
 
     def health(self) -> str | None:
         """None while /healthz says ok, otherwise why not."""
@@ -66,7 +66,7 @@ class Api:
                     f"{snap.revision}")
         return None
 
-    def cached(self, snap: Snapshot, key: tuple[str, ...], make: Callable[[], Any]) -> bytes:
+    def cached(self, snap: Snapshot, key: tuple[str | None, ...], make: Callable[[], Any]) -> bytes:
         if self._cache_of is not snap or len(self._cache) > 4096:
             self._cache_of, self._cache = snap, {}
         body = self._cache.get(key)
@@ -81,6 +81,8 @@ class Api:
         N, the wait ends, or the client leaves."""
         index, wait = _blocking_params(request)
         snap = self.state.current()
+        if not snap.loaded:
+            raise NotLoadedError
         # An index from beyond this copy (another server, a reset store): answer at once.
         if index is None or index_of(snap) > index or index > snap.revision:
             return snap
@@ -99,6 +101,11 @@ class Api:
 
 class TooManyHeldError(Exception):
     """No held-request slot is free for this client."""
+
+
+class NotLoadedError(Exception):
+    """The store has not been read yet: an empty answer would be wrong (a Prometheus would
+    drop every target), so the client is told to come back (503), keeping what it had."""
 
 
 def _blocking_params(request: Request) -> tuple[int | None, float]:
@@ -136,7 +143,7 @@ def api_routes(api: Api) -> list[Route]:
         name = request.path_params["name"]
         tag, host = _one(request, "tag"), _one(request, "host")
         snap = await api.blocking(request, lambda s: s.index_of(name))
-        body = api.cached(snap, ("service", name, tag or "\0", host or "\0"),
+        body = api.cached(snap, ("service", name, tag, host),
                           lambda: views.instances(snap, name, tag, host))
         return api.answer(body, snap.index_of(name))
 
@@ -149,7 +156,7 @@ def api_routes(api: Api) -> list[Route]:
         name, tag = _one(request, "service"), _one(request, "tag")
         snap = await api.blocking(
             request, lambda s: s.services_index if name is None else s.index_of(name))
-        body = api.cached(snap, ("sd", name or "\0", tag or "\0"),
+        body = api.cached(snap, ("sd", name, tag),
                           lambda: views.prometheus_sd(snap, name, tag))
         return api.answer(body, snap.services_index if name is None else snap.index_of(name))
 
@@ -160,7 +167,7 @@ def api_routes(api: Api) -> list[Route]:
         if name_problem(app) is not None or (host is not None and name_problem(host)):
             raise BadRequestError("app or host is not a valid name")
         snap = await api.blocking(request, lambda s: s.config_index)
-        body = api.cached(snap, ("config", app, host or "\0"),
+        body = api.cached(snap, ("config", app, host),
                           lambda: views.config_view(snap, api.options.prefix, app, host))
         return api.answer(body, snap.config_index)
 
@@ -199,11 +206,12 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        stale = self.api.state.stale_for
 
         async def send_with_headers(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 self.api.metrics.answered(message["status"])
+                # Taken as the answer leaves: a held read may end long after it began.
+                stale = self.api.state.stale_for
                 if stale is not None:
                     message.setdefault("headers", [])
                     message["headers"] = [*message["headers"],
@@ -251,8 +259,12 @@ def build_app(state: ServeState, options: Options, metrics: ServeMetrics,
     async def too_many(_request: Request, _exc: Exception) -> Response:
         return _error(429, "too many held requests; retry later", headers={"Retry-After": "1"})
 
+    async def not_loaded(_request: Request, _exc: Exception) -> Response:
+        return _error(503, "no copy of the registry yet: the store has not answered",
+                      headers={"Retry-After": "1"})
+
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
         404: not_found, 405: not_allowed, BadRequestError: bad_request,
-        TooManyHeldError: too_many})
+        TooManyHeldError: too_many, NotLoadedError: not_loaded})
     app.add_middleware(Guard, api=api)
     return app, api

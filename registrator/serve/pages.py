@@ -134,12 +134,12 @@ class Pages:
         snap = api.state.current()
         app = request.path_params.get("app")
         if app is None:
-            return self.render(request, "config.html", app=None,
-                               apps=views.config_apps(snap, api.options.prefix), values=[])
+            return self.render(request, "config.html", app=None, rows=[],
+                               apps=views.config_apps(snap, api.options.prefix))
         if name_problem(app) is not None:
             return self.render(request, "missing.html", 404, what="application")
-        values = views.config_view(snap, api.options.prefix, app, None)
-        return self.render(request, "config.html", app=app, apps=[], values=values)
+        rows = views.config_rows(snap, api.options.prefix, app)
+        return self.render(request, "config.html", app=app, apps=[], rows=rows)
 
     async def events(self, request: Request) -> Response:
         client = request.client.host if request.client else "-"

@@ -4,7 +4,6 @@ encrypted ones never as text or ciphertext (SPEC §11)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import socket
 import subprocess
@@ -47,14 +46,6 @@ def test_bad_flags_exit_2_with_one_line(args, says):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1, lines
     assert says in lines[0]
-
-
-@pytest.mark.skipif(importlib.util.find_spec("registrator.serve.dns") is not None,
-                    reason="the DNS side is built")
-def test_dns_before_it_is_built_exits_2():
-    out = cli("serve", "--etcd-endpoints", "http://127.0.0.1:1", "--dns", "127.0.0.1:1")
-    assert out.returncode == 2
-    assert "DNS not built yet" in out.stderr
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +91,8 @@ def test_config_served_only_with_show_config_and_never_an_encrypted_value(
     page = serve.get("/ui/config/shop")[2].decode()
     assert "(encrypted)" in page
     assert "https://shop.example" in page
+    assert "node1" in page  # the host that overrides url, with its value
+    assert "https://node1.shop.example" in page
     assert serve.process.stop() == 0  # SIGTERM: exit 0
     assert json.loads(serve.process.log_path.read_text().splitlines()[0])  # JSON logs
 

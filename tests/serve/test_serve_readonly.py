@@ -86,3 +86,35 @@ def test_serve_over_tls(etcd, pki, consumer):
             _https(serve.port, "/healthz", untrusted)
     finally:
         etcd.view.delete_prefix(prefix + "/")
+
+
+def test_serve_with_its_own_zookeeper_digest_user(zookeeper, consumer):
+    """The daemon's znodes are "all for its user, read for anyone": serve, logged in as a
+    digest user of its own, reads them and can change none of them."""
+    from kazoo.client import KazooClient  # noqa: PLC0415 - ZooKeeper tests only
+    from kazoo.exceptions import NoAuthError  # noqa: PLC0415
+    from kazoo.security import ACL, Id, Permissions, make_digest_acl  # noqa: PLC0415
+
+    prefix = new_prefix()
+    acl = [make_digest_acl("reg", "reg-pw", all=True), ACL(Permissions.READ, Id("world", "anyone"))]
+    writer = KazooClient(hosts=zookeeper.connect, auth_data=[("digest", "reg:reg-pw")],
+                         default_acl=acl)
+    reader = KazooClient(hosts=zookeeper.connect, auth_data=[("digest", "serve:serve-pw")])
+    writer.start(timeout=10)
+    reader.start(timeout=10)
+    key = f"{prefix}/services/web/w1"
+    try:
+        writer.create(key, json.dumps(record("web", "w1", 8080)).encode(), makepath=True)
+        serve = Serve(consumer, zookeeper, prefix,
+                      via=["--zookeeper", zookeeper.connect, "--zookeeper-user", "serve"],
+                      env={"REGISTRATOR_ZOOKEEPER_PASSWORD": "serve-pw"})
+        wait_until(lambda: [e["id"] for e in serve.json("/v1/services/web")] == ["w1"],
+                   message="the entry served to serve's own digest user")
+        with pytest.raises(NoAuthError):
+            reader.set(key, b"spoofed")
+        assert "serve-pw" not in serve.process.log_path.read_text()
+    finally:
+        writer.delete(prefix, recursive=True)
+        for client in (writer, reader):
+            client.stop()
+            client.close()

@@ -107,3 +107,39 @@ def test_held_limit_bounds_total_and_per_client():
     with held.slot("d") as taken:
         assert not taken
     assert held.held == 3
+
+
+def test_incremental_services_equal_a_full_sort_of_the_registry():
+    """The snapshot is kept per name (only what a change touched is sorted again); after any
+    sequence of batches it equals what Registry.services() computes from scratch."""
+    import random  # noqa: PLC0415 - this test only
+
+    rng = random.Random(22)  # noqa: S311 - test data, not security
+    names, hosts = ["a", "b", "c", "web", "zz"], ["h1", "h2", "h3"]
+    state = ServeState(store=None, keys=KEYS)  # type: ignore[arg-type]
+    follower, revision = state.follower, 0
+    for number in range(300):
+        batch = []
+        for _ in range(rng.randint(1, 6)):
+            revision += 1
+            name, sid = rng.choice(names), f"{rng.choice(hosts)}:c{rng.randint(1, 4)}"
+            key = f"/p/services/{name}/{sid}"
+            if rng.random() < 0.35:
+                batch.append(Change("delete", key, b"", revision))
+            elif rng.random() < 0.1:  # unreadable: the registry leaves it out
+                batch.append(Change("put", key, b"{not json", revision))
+            else:
+                batch.append(Change("put", key, _entry(name, sid, host=rng.choice(hosts)),
+                                    revision))
+        for change in batch:
+            if change.op == "put":
+                follower.registry.put(change.key, change.value)
+            else:
+                follower.registry.delete(change.key)
+        follower.revision = revision
+        state._changed(batch, first=number == 0)  # noqa: SLF001 - the follower's callback
+        expected = {n: tuple(e) for n, e in follower.registry.services().items()}
+        snap = state.current()
+        assert dict(snap.services) == expected
+        assert list(snap.services) == list(expected)  # names in order too
+        assert set(snap.service_index) == set(expected)
