@@ -4,6 +4,8 @@ real containers, serve follows the prefix, real `dig` resolves them (SPEC §11).
 from __future__ import annotations
 
 import socket
+import sys
+import time
 import uuid
 
 from consumer_support import cli, get, put_entry
@@ -28,10 +30,13 @@ def test_serve_dns_follows_containers(store, start_daemon, containers, consumer)
     wait_until(lambda: short(port, f"{daemon.hostname}.node.reg.test") == ["127.0.0.1"],
                timeout=20, message="the host record")
 
+    started = time.monotonic()
     first = containers.run(ports={"80/tcp": LOCAL}, labels={"registrator.name": name,
                                                             "registrator.tags": "blue"})
     wait_until(lambda: short(port, f"{name}.service.reg.test") == ["127.0.0.1"], timeout=20,
                message="the first instance")
+    sys.stderr.write(f"\n[measured] {store.kind}: container start -> answered by DNS: "
+                     f"{time.monotonic() - started:.3f} s\n")
     srv = short(port, f"_{name}._tcp.service.reg.test", "SRV")
     assert [line.split()[:3] for line in srv] == [["1", "1", str(published_port(first, "80/tcp"))]]
     assert short(port, srv[0].split()[3]) == ["127.0.0.1"]  # the SRV target resolves
