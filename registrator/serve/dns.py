@@ -163,6 +163,10 @@ class DnsServer:
                 udp.bind((host, self.port))
                 port = udp.getsockname()[1]
                 tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                # Inherited by accepted connections (asyncio would set it only on a socket
+                # made with proto=IPPROTO_TCP): a pipelined second answer must not wait
+                # 40 ms for the client's delayed ACK.
+                tcp.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 tcp.bind((host, port))
                 tcp.listen(128)
             except OSError:
