@@ -36,13 +36,18 @@ from sections import (
     recovery,
     sequential_latency,
 )
+from serve import FULL as SERVE_FULL
+from serve import QUICK as SERVE_QUICK
+from serve import rows as serve_rows
+from serve import serve_run
 from zookeeper import rows as zookeeper_rows
 from zookeeper import zookeeper_run
 
 FULL = {"latency": 50, "burst": 200, "cold": 300, "window": 30.0, "quiet": 200, "rounds": 5,
-        "fleet": (1, 5, 20), "fleet_containers": 100, "fleet_window": 10.0}
+        "fleet": (1, 5, 20), "fleet_containers": 100, "fleet_window": 10.0,
+        "serve": SERVE_FULL}
 QUICK = {"latency": 5, "burst": 10, "cold": 20, "window": 4.0, "quiet": 20, "rounds": 1,
-         "fleet": (1, 3), "fleet_containers": 5, "fleet_window": 4.0}
+         "fleet": (1, 3), "fleet_containers": 5, "fleet_window": 4.0, "serve": SERVE_QUICK}
 
 
 def run(sizes: dict[str, Any], tmp: Path) -> dict[str, Any]:
@@ -105,6 +110,9 @@ def run(sizes: dict[str, Any], tmp: Path) -> dict[str, Any]:
         b.remove(b.ids[sizes["fleet_containers"]:])
         out["fleet"] = fleet(b, sizes["fleet"], sizes["fleet_containers"],
                              sizes["fleet_window"])
+        # registrator serve (issue 22): no containers needed, the same etcd.
+        b.remove(list(b.ids))
+        out["serve"] = serve_run(b.server, sizes["serve"], tmp)
     finally:
         for proc in procs:
             stop(proc)
@@ -143,6 +151,7 @@ def table(result: dict[str, Any]) -> str:
         *footprint_rows(result["footprint"]),
     ]
     rows += zookeeper_rows(result["zookeeper"])
+    rows += serve_rows(result["serve"])
     width = max(len(row[0]) for row in rows)
     return "\n".join(f"{a:<{width}}  {b_:<34} {c_:<28} {d}" for a, b_, c_, d in rows)
 

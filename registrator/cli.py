@@ -81,7 +81,9 @@ class LazyGroup(click.Group):
         return command
 
 
-@click.group(cls=LazyGroup, lazy={"config": "registrator.cli_config:config"})
+@click.group(cls=LazyGroup, lazy={"config": "registrator.cli_config:config",
+                                  # starlette, uvicorn and the DNS side: serve's alone.
+                                  "serve": "registrator.serve.cli:serve_command"})
 @click.version_option(__version__, prog_name="registrator")
 def cli() -> None:
     """Registers Docker containers' published ports in etcd v3 (or ZooKeeper)."""

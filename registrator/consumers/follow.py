@@ -37,6 +37,9 @@ class Follower:
         self.stop_event = threading.Event()
         self.watching = threading.Event()  # a watch is open now (for /healthz)
         self.problem: str | None = None  # why not, while it is not (for /healthz's text)
+        # time.monotonic() since when no watch has been open (None while one is): how stale
+        # a copy served from this registry is (`serve`, SPEC §11).
+        self.unwatched_since: float | None = time.monotonic()
         self.revision = 0
         # A digest per key, not the value: enough to tell what changed across a compaction.
         self._digests: dict[str, bytes] = {}
@@ -68,14 +71,19 @@ class Follower:
                 log.warning("watch history compacted; reading the registry again", reason=str(exc))
                 need_read = True
             except (StoreUnavailableError, StoreError) as exc:
-                self.watching.clear()
+                self._unwatched()
                 self.problem = f"store unreachable: {exc}"[:300]
                 if not self._failing:
                     log.warning("store unreachable; retrying with backoff", reason=str(exc))
                 self._failing = True
                 self.stop_event.wait(self._delay)
                 self._delay = min(self._delay * 2, self._backoff[1])
+        self._unwatched()
+
+    def _unwatched(self) -> None:
         self.watching.clear()
+        if self.unwatched_since is None:
+            self.unwatched_since = time.monotonic()
 
     def _recovered(self) -> None:
         """A watch is open again: the next failure is a new one, said again and retried
@@ -105,6 +113,7 @@ class Follower:
             if self.stop_event.is_set():
                 return
             self.watching.set()
+            self.unwatched_since = None
             log.info("watching the registry", prefix=self.keys.prefix, revision=self.revision)
             self._recovered()
             heard = time.monotonic()

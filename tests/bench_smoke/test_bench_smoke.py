@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = {"quiet_loop", "latency", "burst", "cold_start", "liveness_few", "liveness_many",
             "recovery", "footprint_idle", "footprint_after_burst", "footprint_many", "fleet",
-            "machine", "zookeeper", "footprint"}
+            "machine", "zookeeper", "footprint", "serve"}
 
 
 def test_quick_bench_runs_and_writes_every_section(tmp_path):
@@ -31,3 +31,10 @@ def test_quick_bench_runs_and_writes_every_section(tmp_path):
     assert result["footprint"]["after"]["rss_mb"] > 0
     assert "exec -> last entry" in done.stdout
     assert "zookeeper: event -> visible p50" in done.stdout
+    serve = result["serve"]
+    assert serve["latency"]["n"] == 5
+    assert serve["footprint"]["entries"] == 300
+    assert serve["http"]["errors"] == 0
+    assert serve["dns"].get("skipped") or serve["dns"]["serve_qps"] > 0
+    assert "serve DNS answers/s" in done.stdout
+    assert "store change -> DNS answer" in done.stdout

@@ -80,12 +80,13 @@ class HAProxy:
     """Our own HAProxy in master-worker mode, on loopback ports, with its own pid file.
     Never touches a system one: it is stopped by the pid of the master we started."""
 
-    def __init__(self, cfg: Path) -> None:
+    def __init__(self, cfg: Path, env: dict[str, str] | None = None) -> None:
         self.cfg = cfg
         self.pidfile = cfg.with_suffix(".pid")
         self.log = cfg.with_suffix(".log").open("w")
         self.proc = subprocess.Popen([HAPROXY, "-W", "-f", str(cfg), "-p", str(self.pidfile)],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+                                     stdout=self.log, stderr=subprocess.STDOUT,
+                                     env={**CLEAN_ENV, **(env or {})})
         wait_until(lambda: self.pidfile.exists() and self.pidfile.read_text().strip(),
                    message="haproxy to write its pid file")
         self.reloads = 0

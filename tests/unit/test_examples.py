@@ -70,3 +70,19 @@ def test_render_toml_example_parses(tmp_path):
     (job,) = load_config(str(cfg))
     assert job.mode == 0o644
     assert job.wait == (0.2, 2.0)
+
+
+def test_haproxy_dns_example_is_valid_as_shipped():
+    """examples/haproxy-dns is a plain file (no template): HAProxy must accept it as is, and
+    with the environment the docs and tests give it."""
+    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    if not Path(haproxy).exists():
+        pytest.skip("haproxy is not installed")
+    cfg = EXAMPLES / "haproxy-dns" / "haproxy.cfg"
+    text = cfg.read_text()
+    assert 'server-template w 6 "_${LB_SERVICE-web}._tcp.service.registrator."' in text
+    assert "accepted_payload_size 8192" in text
+    for env in ({}, {"LB_SERVICE": "api", "LB_DNS": "127.0.0.1:8600"}):
+        check = subprocess.run([haproxy, "-c", "-q", "-f", str(cfg)], capture_output=True,
+                               text=True, check=False, env=env)
+        assert check.returncode == 0, check.stdout + check.stderr
