@@ -13,7 +13,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import IO
 
@@ -26,6 +26,10 @@ REASON_LINES = 8
 LINE_CHARS = 300
 _CHUNK = 64 * 1024
 # Lines that say why: HAProxy's [ALERT], nginx's [emerg], and the words most tools use.
+# Store passwords come to render through its environment (cli.py: REGISTRATOR_ETCD_PASSWORD,
+# REGISTRATOR_ZOOKEEPER_PASSWORD); the commands it runs (haproxy, nginx, a user's script) are
+# another program and get none of them.
+_PASSWORD_VARIABLE = re.compile(r"REGISTRATOR_\w*PASSWORD\w*", re.IGNORECASE)
 _WHY = re.compile(r"\[(alert|emerg|crit|error)\]|\b(error|errors|fatal|failed|invalid|"
                   r"denied|cannot|can't|unknown|not found|no such)\b", re.IGNORECASE)
 
@@ -75,6 +79,7 @@ def run_command(cmd: str, timeout: float = DEFAULT_TIMEOUT,
     try:
         proc = subprocess.Popen(["/bin/sh", "-c", cmd], stdin=subprocess.DEVNULL,  # noqa: S603
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                env=command_environment(os.environ),
                                 start_new_session=True)  # its own group: a timeout ends all
     except (OSError, ValueError) as exc:  # ValueError: a NUL in the command (TOML allows it)
         why = exc.strerror if isinstance(exc, OSError) else str(exc)
@@ -90,6 +95,11 @@ def run_command(cmd: str, timeout: float = DEFAULT_TIMEOUT,
     if proc.returncode == 0:
         return Outcome(ok=True)
     return Outcome(ok=False, detail=f"exit {proc.returncode}: {reason_lines(text)}")
+
+
+def command_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` without render's own credentials."""
+    return {k: v for k, v in environ.items() if not _PASSWORD_VARIABLE.fullmatch(k)}
 
 
 def reason_lines(text: str) -> str:

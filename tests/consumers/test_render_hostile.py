@@ -5,9 +5,16 @@ that hold secrets. Real etcd, `registrator render` as a process, real /bin/sh co
 from __future__ import annotations
 
 import contextlib
+import sys
+import uuid
+from pathlib import Path
 
+import pytest
 from consumer_support import cli, put_entry
 from harness import wait_until
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "security"))
+from tls_support import USER, USER_PASSWORD, TlsEtcdServer, make_pki
 
 TEMPLATE = "{% for e in service('web') %}server {{ e.id }} {{ e | hostport }}\n{% endfor %}"
 
@@ -44,3 +51,37 @@ def test_reload_marker_never_follows_a_symlink(etcd, prefix, tmp_path, consumer)
                            "--reload-cmd", "false"))
     assert out.returncode == 1, out.stderr
     assert not created.exists()
+
+
+@pytest.fixture
+def tls_etcd(tmp_path_factory):
+    pki = make_pki(tmp_path_factory.mktemp("pki"))
+    server = TlsEtcdServer(pki).start()
+    yield pki, server
+    server.stop()
+
+
+def test_store_passwords_never_reach_check_or_reload_commands(tmp_path, tls_etcd):
+    """render's etcd (and ZooKeeper) password is in its environment; the check and reload
+    commands (haproxy, nginx, a user's script) must not inherit it."""
+    pki, server = tls_etcd
+    prefix = f"/sec-{uuid.uuid4().hex[:8]}"
+    server.enable_auth(prefix)
+    put_entry(server, prefix, "web", "a", 8080)
+    src, dest = tmp_path / "t.j2", tmp_path / "out.cfg"
+    src.write_text(TEMPLATE)
+    seen = tmp_path / "seen-env"
+    zk_password = "zk-" + uuid.uuid4().hex  # never used for etcd, only passed along
+    out = cli("render", "--prefix", prefix, "--etcd-endpoints", server.endpoint,
+              "--etcd-cacert", pki.path("ca.pem"), "--etcd-cert", pki.path("client.pem"),
+              "--etcd-key", pki.path("client-key.pem"), "--etcd-user", USER,
+              "--template", str(src), "--dest", str(dest), "--once",
+              "--check-cmd", f"env >> {seen}", "--reload-cmd", f"env >> {seen}",
+              env={"REGISTRATOR_ETCD_PASSWORD": USER_PASSWORD,
+                   "REGISTRATOR_ZOOKEEPER_PASSWORD": zk_password})
+    assert out.returncode == 0, out.stderr
+    assert "server a" in dest.read_text()
+    environments = seen.read_text()
+    assert environments.count("\nPWD=") == 2  # both commands ran, with an environment
+    assert USER_PASSWORD not in environments
+    assert zk_password not in environments
