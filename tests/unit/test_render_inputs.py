@@ -229,3 +229,20 @@ def test_run_command_with_a_nul_is_a_failure_not_a_crash():
     outcome = run_command("echo a\0b")
     assert not outcome.ok
     assert "could not run" in outcome.detail
+
+
+@pytest.mark.parametrize(("text", "values"), [
+    # Two values that overlap in the text: masking the first one whole must not leave the
+    # rest of the second one readable.
+    ("dsn secretA1xyzzyB end", ["secretA1", "A1xyzzyB"]),
+    ("dsn A1xyzzyBsecretA1 end", ["secretA1", "A1xyzzyB"]),
+    # One value's tail is another's head, and a third sits inside both.
+    ("k=hunter2hunter3 end", ["hunter2hu", "2hunter3", "nter2hunt"]),
+])
+def test_mask_leaves_nothing_of_values_that_overlap(text, values):
+    masked = mask(text, values)
+    assert masked.startswith(("dsn ", "k="))
+    assert masked.endswith(" end")
+    for value in values:
+        for i in range(len(value) - 3):
+            assert value[i:i + 4] not in masked, (value, masked)
