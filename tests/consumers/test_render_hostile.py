@@ -5,6 +5,8 @@ that hold secrets. Real etcd, `registrator render` as a process, real /bin/sh co
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import sys
 import uuid
 from pathlib import Path
@@ -85,3 +87,38 @@ def test_store_passwords_never_reach_check_or_reload_commands(tmp_path, tls_etcd
     assert environments.count("\nPWD=") == 2  # both commands ran, with an environment
     assert USER_PASSWORD not in environments
     assert zk_password not in environments
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purpose (its parent, render, has exited).
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    return False
+
+
+@pytest.mark.parametrize("mode", ["daemon", "once"])
+def test_sigterm_during_a_check_ends_it_and_render(etcd, prefix, tmp_path, consumer, mode):
+    """A check (or reload) runs in a process group of its own, so a signal to render does
+    not reach it: SIGTERM to render must end the command too, not wait for it to finish
+    (here never: the cmd-timeout is 10 minutes) nor leave it running behind."""
+    src, dest, pidfile = tmp_path / "t.j2", tmp_path / "out.cfg", tmp_path / "check.pid"
+    src.write_text(TEMPLATE)
+    put_entry(etcd, prefix, "web", "a", 8080)
+    extra = ("--once",) if mode == "once" else ()
+    render = consumer(*render_args(etcd, prefix, src, dest, *extra, "--cmd-timeout", "600s",
+                                   "--check-cmd", f"echo $$ > {pidfile}.tmp && "
+                                   f"mv {pidfile}.tmp {pidfile} && exec sleep 600"))
+    pid = int(wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(),
+                         timeout=30, message="the check started"))
+    try:
+        render.proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: not render.alive(), timeout=20, message="render exited")
+        wait_until(lambda: not alive(pid), timeout=10, message="the check ended with it")
+        assert not dest.exists()  # the check never passed
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
