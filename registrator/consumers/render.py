@@ -105,13 +105,10 @@ def render_all(  # noqa: PLR0913 - what one cycle needs
         timeout: float = DEFAULT_TIMEOUT, config: ConfigFactory | None = None,
         clock: Callable[[], float] = time.monotonic) -> bool:
     """One cycle over `items`; True when every one ended well (changed or not)."""
-    reloads: dict[str, list[Template]] = {}
-    for item in items:
-        changed = _render_one(item, snap, timeout, config() if config is not None else None)
-        key = item.job.reload_key
-        # DEST holds the file the debt is about even when this render failed: reload it.
-        if key and (changed or item.reload_pending):
-            reloads.setdefault(key, []).append(item)
+    now = clock()
+    changed = [item for item in items
+               if _render_one(item, snap, timeout, config() if config is not None else None)]
+    reloads = _reload_groups(items, changed, now)
     for key, group in reloads.items():
         secrets = frozenset().union(*(t.secrets for t in group))
         outcome = reload(group[0].job, secrets)
@@ -126,14 +123,36 @@ def render_all(  # noqa: PLR0913 - what one cycle needs
             log.error("reload failed; retrying with backoff", reload=mask(key, secrets),
                       dests=names, reason=outcome.detail,
                       retry_in=backoff(max(t.attempts for t in group) + 1))
-    now = clock()
+    _schedule_retries(items, [item for group in reloads.values() for item in group], now)
+    return all(item.ok for item in items)
+
+
+def _reload_groups(items: list[Template], changed: list[Template], now: float,
+                   ) -> dict[str, list[Template]]:
+    """The templates to reload, by reload command: new content reloads now; a reload owed
+    from before waits for its retry time, so a busy registry (changes that leave this file
+    alone) does not re-run a failing reload at each change. DEST holds the file the debt is
+    about even when this render failed. One reload pays every debt of its command."""
+    new = {id(item) for item in changed}  # by identity: Templates compare by value
+    keys = {item.job.reload_key for item in items if item.job.reload_key and (
+        id(item) in new or (item.reload_pending and
+                            (item.retry_at is None or now >= item.retry_at)))}
+    reloads: dict[str, list[Template]] = {}
     for item in items:
-        if item.install_failed or item.reload_pending:
+        if item.job.reload_key in keys:
+            reloads.setdefault(item.job.reload_key, []).append(item)
+    return reloads
+
+
+def _schedule_retries(items: list[Template], tried: list[Template], now: float) -> None:
+    tried_ids = {id(item) for item in tried}
+    for item in items:
+        if item.install_failed or (item.reload_pending and id(item) in tried_ids):
             item.attempts += 1
             item.retry_at = now + backoff(item.attempts)
-        else:
+        elif not item.reload_pending:
             item.attempts, item.retry_at = 0, None
-    return all(item.ok for item in items)
+        # else: an owed reload not tried this time keeps its retry time and count
 
 
 def _render_one(item: Template, snap: templates.Snapshot, timeout: float,
@@ -282,8 +301,7 @@ class RenderLoop:
                 self._cond.wait(min(max(wait, 0.0), 0.5))
                 return []
             for item in due:
-                item.debouncer.done()
-                item.retry_at = None
+                item.debouncer.done()  # retry_at stays: render_all decides with it
             return due
 
     def _reread(self) -> None:

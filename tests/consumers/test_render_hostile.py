@@ -8,6 +8,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -122,3 +123,23 @@ def test_sigterm_during_a_check_ends_it_and_render(etcd, prefix, tmp_path, consu
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_failing_reload_keeps_its_backoff_while_other_services_churn(etcd, prefix, tmp_path,
+                                                                     consumer):
+    """Changes that do not change this template's output must not retry its failing reload
+    at each one (a busy registry changes every second): the retry waits for its backoff."""
+    src, dest, count = tmp_path / "t.j2", tmp_path / "out.cfg", tmp_path / "reloads"
+    src.write_text(TEMPLATE)
+    put_entry(etcd, prefix, "web", "a", 8080)
+    render = consumer(*render_args(etcd, prefix, src, dest, "--reload-cmd",
+                                   f"echo r >> {count}; false"))
+    wait_until(lambda: render.logged("reload failed; retrying with backoff"),
+               message="the first reload failed")
+    pace = threading.Event()
+    for port in range(9000, 9032):  # 32 unrelated changes over about 8 s
+        put_entry(etcd, prefix, "other", "x", port)
+        pace.wait(0.25)
+    # Backoff 1, 2, 4 s: at most 4 or 5 tries in those 8 s; a try per change would be ~32.
+    assert count.read_text().count("r") <= 8, count.read_text()
+    assert dest.read_text() == "server a 127.0.0.1:8080\n"
