@@ -16,7 +16,8 @@ from pathlib import Path
 
 from registrator.consumers.process import DEFAULT_TIMEOUT, Outcome, run_command
 
-__all__ = ["DEFAULT_TIMEOUT", "Outcome", "current_text", "install", "run_command"]
+__all__ = ["DEFAULT_TIMEOUT", "Outcome", "current_text", "install", "run_command",
+           "settle_mode"]
 
 
 def current_text(dest: str) -> str | None:
@@ -71,6 +72,21 @@ def install(text: str, dest: str, *,  # noqa: PLR0913 - one argument per setting
             with contextlib.suppress(OSError):
                 Path(staged).unlink()
     return Outcome(ok=True)
+
+
+def settle_mode(dest: str, mode: int | None, secret: bool) -> str | None:
+    """An unchanged DEST gets the mode a new one would (`mode`, or 0600 once it holds a
+    decrypted value: a password moved from plain to encrypted renders the same text); the
+    problem as text when it cannot."""
+    if mode is None and not secret:
+        return None
+    wanted = mode if mode is not None else 0o600
+    try:
+        if os.stat(dest).st_mode & 0o7777 != wanted:  # noqa: PTH116
+            os.chmod(dest, wanted)  # noqa: PTH101
+    except OSError as exc:
+        return f"cannot set the mode of {dest}: {_why(exc)}"
+    return None
 
 
 def _why(exc: OSError) -> str:

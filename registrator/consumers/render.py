@@ -19,7 +19,13 @@ import structlog
 
 from registrator.consumers import reload_state, templates
 from registrator.consumers.debounce import Debouncer
-from registrator.consumers.files import DEFAULT_TIMEOUT, Outcome, current_text, install
+from registrator.consumers.files import (
+    DEFAULT_TIMEOUT,
+    Outcome,
+    current_text,
+    install,
+    settle_mode,
+)
 from registrator.consumers.follow import Follower
 from registrator.consumers.jobs import Job
 from registrator.consumers.masking import mask
@@ -186,6 +192,12 @@ def _install(item: Template, text: str, timeout: float, *, secret: bool) -> bool
     job = item.job
     item.install_failed = False
     if text == current_text(job.dest):
+        problem = settle_mode(job.dest, job.mode, secret)
+        if problem is not None:
+            item.rendered_ok, item.install_failed = False, True
+            log.error("not installed; keeping the last good file", template=job.src,
+                      dest=job.dest, reason=problem)
+            return False
         item.rendered_ok = True  # a pending reload still decides, in render_all
         return False
     owed_before = item.reload_pending

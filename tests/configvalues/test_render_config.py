@@ -90,3 +90,21 @@ def test_bad_owner_is_exit_2_with_one_line(etcd, prefix, tmp_path):
     assert done.stderr.strip().splitlines() == [
         "registrator: error: --owner 'no-such-user-here': no such user"]
     assert not Path(tmp_path / "out").exists()
+
+
+def test_a_value_that_becomes_encrypted_makes_an_unchanged_file_0600(
+        etcd, prefix, config, keyfiles, tmp_path):
+    """A password moved from plain to encrypted renders the same text: the file must still
+    lose its 0644, it holds a decrypted secret now."""
+    src, dest = tmp_path / "app.conf.j2", tmp_path / "app.conf"
+    src.write_text(TEMPLATE)
+    assert config("set", "shop", "db.password", "s3cret").code == 0
+    done = render(etcd, prefix, src, dest, "--secret-keyring", keyfiles.secret)
+    assert done.returncode == 0, done.stderr
+    assert dest.stat().st_mode & 0o777 == 0o644
+    assert config("set", "shop", "db.password", "s3cret", "--encrypt",
+                  "--keyring", keyfiles.public).code == 0
+    done = render(etcd, prefix, src, dest, "--secret-keyring", keyfiles.secret)
+    assert done.returncode == 0, done.stderr
+    assert dest.read_text() == "url=none\npw=s3cret\n"
+    assert dest.stat().st_mode & 0o777 == 0o600
