@@ -178,13 +178,13 @@ def _render_one(item: Template, snap: templates.Snapshot, timeout: float,
         return _install(item, text, timeout, secret=recording is not None and
                         recording.decrypted)
     item.rendered_ok = item.install_failed = False
+    values = recording.values if recording is not None else ()
     if isinstance(failed, templates.TemplateFailedError):
-        values = recording.values if recording is not None else ()
         log.error("template failed; keeping the last good file", template=failed.template,
                   line=failed.line, reason=mask(failed.reason, values), dest=job.dest)
-    else:
+    else:  # require(name) quotes the name, which may be a config() value
         log.warning("render skipped; keeping the last good file", template=job.src,
-                    dest=job.dest, reason=str(failed))
+                    dest=job.dest, reason=mask(str(failed), values))
     return False
 
 

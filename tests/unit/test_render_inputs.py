@@ -14,9 +14,11 @@ import pytest
 
 from registrator import logs
 from registrator.consumers import files, templates
+from registrator.consumers.jobs import job
 from registrator.consumers.masking import mask
-from registrator.consumers.process import Capture, reason_lines, run_command
+from registrator.consumers.process import Capture, Outcome, reason_lines, run_command
 from registrator.consumers.registry import Registry
+from registrator.consumers.render import Template, render_all
 from registrator.keys import KeySpace
 
 KEYS = KeySpace("/r")
@@ -246,3 +248,33 @@ def test_mask_leaves_nothing_of_values_that_overlap(text, values):
     for value in values:
         for i in range(len(value) - 3):
             assert value[i:i + 4] not in masked, (value, masked)
+
+
+class FixedConfig:
+    """config() of a store holding one value everywhere."""
+
+    decrypted = False
+
+    def __init__(self, value):
+        self.value = value
+
+    def __call__(self, app, key, default=None):
+        del app, key, default
+        return self.value
+
+
+@pytest.mark.parametrize("body", [
+    "{% for e in require(config('lb', 'svc')) %}{% endfor %}",  # render skipped
+    "{{ service(config('lb', 'svc'))[0].port }}",  # template failed: IndexError
+    "{{ {}[config('lb', 'svc')] }}",  # template failed: UndefinedError quoting the key
+])
+def test_config_values_are_masked_in_every_render_log_line(tmp_path, log_lines, body):
+    value = "s3cret-service-name"
+    src = tmp_path / "t.j2"
+    src.write_text(body)
+    item = Template(job(str(src), str(tmp_path / "out")))
+    assert not render_all([item], templates.Snapshot({}, []), lambda *_: Outcome(ok=True),
+                          config=lambda: FixedConfig(value))
+    lines = log_lines()
+    assert lines
+    assert value not in json.dumps(lines)
