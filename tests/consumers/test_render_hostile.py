@@ -143,3 +143,32 @@ def test_failing_reload_keeps_its_backoff_while_other_services_churn(etcd, prefi
     # Backoff 1, 2, 4 s: at most 4 or 5 tries in those 8 s; a try per change would be ~32.
     assert count.read_text().count("r") <= 8, count.read_text()
     assert dest.read_text() == "server a 127.0.0.1:8080\n"
+
+
+def test_dest_in_a_symlink_loop_is_one_line_at_start_and_at_sighup(etcd, prefix, tmp_path,
+                                                                   consumer):
+    """DEST's directory path through a symlink loop: one line and exit 2 at start (not a
+    traceback), and a config re-read at SIGHUP that keeps the templates in use (not a dead
+    render)."""
+    src, dest = tmp_path / "t.j2", tmp_path / "out.cfg"
+    src.write_text(TEMPLATE)
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    looped = tmp_path / "loop1" / "out.cfg"
+    out = cli(*render_args(etcd, prefix, src, looped, "--once"))
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+    cfg = tmp_path / "render.toml"
+    cfg.write_text(f'[[template]]\nsrc = "{src}"\ndest = "{dest}"\nwait = "20ms:200ms"\n')
+    render = consumer("render", "--etcd-endpoints", etcd.endpoint, "--prefix", prefix,
+                      "--config", str(cfg))
+    wait_until(lambda: render.logged("rendered"), message="first render")
+    cfg.write_text(f'[[template]]\nsrc = "{src}"\ndest = "{looped}"\n')
+    render.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: render.logged("config not re-read; keeping the templates in use"),
+               message="the re-read refused")
+    put_entry(etcd, prefix, "web", "a", 8080)
+    wait_until(lambda: "server a" in dest.read_text(), message="render goes on")
+    assert render.alive()
