@@ -22,7 +22,7 @@ from registrator.consumers.debounce import Debouncer
 from registrator.consumers.files import (
     DEFAULT_TIMEOUT,
     Outcome,
-    current_text,
+    holds,
     install,
     settle_mode,
 )
@@ -175,7 +175,9 @@ def _render_one(item: Template, snap: templates.Snapshot, timeout: float,
         failed = exc
     else:
         item.secrets = frozenset(recording.values) if recording is not None else frozenset()
-        return _install(item, text, timeout, secret=recording is not None and
+        data = text.encode("utf-8")
+        del text  # one copy of a big file at a time, not the text and its bytes both
+        return _install(item, data, timeout, secret=recording is not None and
                         recording.decrypted)
     item.rendered_ok = item.install_failed = False
     values = recording.values if recording is not None else ()
@@ -188,10 +190,10 @@ def _render_one(item: Template, snap: templates.Snapshot, timeout: float,
     return False
 
 
-def _install(item: Template, text: str, timeout: float, *, secret: bool) -> bool:
+def _install(item: Template, data: bytes, timeout: float, *, secret: bool) -> bool:
     job = item.job
     item.install_failed = False
-    if text == current_text(job.dest):
+    if holds(job.dest, data):
         problem = settle_mode(job.dest, job.mode, secret)
         if problem is not None:
             item.rendered_ok, item.install_failed = False, True
@@ -204,7 +206,7 @@ def _install(item: Template, text: str, timeout: float, *, secret: bool) -> bool
     # Owed before the swap, so a crash between swap and reload still owes it.
     not_saved = (reload_state.owe(job.dest) if job.reload_key and not owed_before
                  else None)
-    outcome = install(text, job.dest, check_cmd=job.check_cmd, in_place=job.in_place,
+    outcome = install(data, job.dest, check_cmd=job.check_cmd, in_place=job.in_place,
                       mode=job.mode, timeout=timeout, secret=secret, owner=job.owner,
                       group=job.group, secrets=item.secrets)
     if not outcome.ok:
@@ -215,7 +217,7 @@ def _install(item: Template, text: str, timeout: float, *, secret: bool) -> bool
                   dest=job.dest, reason=outcome.detail)
         return False
     item.rendered_ok = True
-    log.info("rendered", template=job.src, dest=job.dest, bytes=len(text.encode()))
+    log.info("rendered", template=job.src, dest=job.dest, bytes=len(data))
     if not_saved is not None:  # only worth a line once the file is in: the debt is real
         log.warning("reload debt not saved beside DEST; kept in memory only", dest=job.dest,
                     reason=not_saved)

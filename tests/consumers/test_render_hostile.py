@@ -7,13 +7,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import sys
 import threading
 import uuid
 from pathlib import Path
 
 import pytest
-from consumer_support import cli, put_entry
+from consumer_support import CLEAN_ENV, cli, put_entry
 from harness import wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "security"))
@@ -172,3 +173,33 @@ def test_dest_in_a_symlink_loop_is_one_line_at_start_and_at_sighup(etcd, prefix,
     put_entry(etcd, prefix, "web", "a", 8080)
     wait_until(lambda: "server a" in dest.read_text(), message="render goes on")
     assert render.alive()
+
+
+def render_peak_mb(*args):
+    """`registrator <args>` in a process of its own; (exit code, its peak RSS in MB)."""
+    probe = ("import atexit, runpy, sys\n"
+             "def peak():\n"
+             "    status = open('/proc/self/status').read()\n"
+             "    print('PEAK', status.split('VmHWM:')[1].split()[0], file=sys.stderr)\n"
+             "atexit.register(peak)\n"
+             "sys.argv = ['registrator', *sys.argv[1:]]\n"
+             "runpy.run_module('registrator', run_name='__main__')\n")
+    done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True,
+                          text=True, timeout=300, env=CLEAN_ENV, check=False)
+    (line,) = [x for x in done.stderr.splitlines() if x.startswith("PEAK ")]
+    return done.returncode, int(line.split()[1]) / 1024
+
+
+def test_an_unchanged_200_mb_file_is_compared_without_two_more_copies(etcd, prefix,
+                                                                      tmp_path):
+    """A 200 MB render whose text did not change: render compared it with DEST's text read
+    whole (its bytes and their decoding: 400 MB more), peaking at about 3x the file."""
+    src, dest = tmp_path / "big.j2", tmp_path / "big.out"
+    src.write_text('{% for i in range(2000000) %}{{ "x" * 99 }}\n{% endfor %}')
+    args = render_args(etcd, prefix, src, dest, "--once")
+    code, first = render_peak_mb(*args)
+    assert code == 0
+    assert dest.stat().st_size == 200_000_000
+    code, unchanged = render_peak_mb(*args)
+    assert code == 0
+    assert unchanged < 560, (first, unchanged)
