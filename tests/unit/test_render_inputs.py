@@ -278,3 +278,17 @@ def test_config_values_are_masked_in_every_render_log_line(tmp_path, log_lines, 
     lines = log_lines()
     assert lines
     assert value not in json.dumps(lines)
+
+
+def test_templates_env_has_no_store_password(monkeypatch, tmp_path):
+    """A template that writes its environment out (an env file) must not write render's
+    store password into a file that is 0644."""
+    monkeypatch.setenv("REGISTRATOR_ETCD_PASSWORD", "etcd-pw-123")
+    monkeypatch.setenv("REGISTRATOR_ZOOKEEPER_PASSWORD", "zk-pw-456")
+    monkeypatch.setenv("LB_SERVICE", "web")
+    src = tmp_path / "env.j2"
+    src.write_text("{% for k, v in env | dictsort %}{{ k }}={{ v }}\n{% endfor %}")
+    text = templates.render(templates.environment(str(src)), str(src),
+                            templates.context(templates.Snapshot({}, [])))
+    assert "LB_SERVICE=web" in text
+    assert "pw-" not in text
