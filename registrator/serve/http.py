@@ -20,7 +20,7 @@ from starlette.routing import Route
 from registrator.configvalues.names import name_problem
 from registrator.durations import seconds as parse_seconds
 from registrator.serve import views
-from registrator.serve.limits import MAX_WAIT, HeldLimit, Wakeup, hold
+from registrator.serve.limits import MAX_HEAD, MAX_WAIT, HeldLimit, Wakeup, hold
 from registrator.serve.metrics import ServeMetrics
 from registrator.serve.state import ServeState, Snapshot
 
@@ -209,6 +209,13 @@ class Guard:
                                           (b"x-registrator-stale", f"{stale:.1f}".encode())]
             await send(message)
 
+        # h11 bounds a head that arrives in pieces; one that arrives whole is measured here.
+        head = len(scope.get("raw_path", b"")) + len(scope.get("query_string", b"")) + sum(
+            len(k) + len(v) + 4 for k, v in scope["headers"])
+        if head > MAX_HEAD:
+            await _error(431, f"request line and headers over {MAX_HEAD} bytes",
+                         headers={"Connection": "close"})(scope, receive, send_with_headers)
+            return
         headers = dict(scope["headers"])
         if headers.get(b"transfer-encoding") or headers.get(b"content-length", b"0") != b"0":
             response = _error(413, "no request body is accepted here",

@@ -5,6 +5,7 @@ writes to the store."""
 from __future__ import annotations
 
 import logging
+import resource
 import signal
 import ssl
 import threading
@@ -41,6 +42,7 @@ class ServeSettings:
 
 
 def serve(store: Store, keys: KeySpace, settings: ServeSettings) -> None:
+    _enough_files()
     state = ServeState(store, keys)
     dns = _dns_server(state, settings) if settings.dns is not None else None
     if dns is not None:
@@ -69,6 +71,16 @@ def serve(store: Store, keys: KeySpace, settings: ServeSettings) -> None:
         if dns is not None:
             dns.stop()
         state.stop()
+
+
+def _enough_files() -> None:
+    """Room for MAX_CONNECTIONS sockets: the soft limit raised up to the hard one (a common
+    default soft limit of 1024 would make accept() fail long before the bound)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = limits.MAX_CONNECTIONS + 256
+    if soft != resource.RLIM_INFINITY and soft < want:
+        new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
 
 
 def _dns_server(state: ServeState, settings: ServeSettings) -> Any:

@@ -100,6 +100,7 @@ class TreeStream:
         self._known = known
         self._revision = start_revision - 1
         self._initialized = False
+        self._broken: str | None = None
         self._queue: queue.Queue[Any] = queue.Queue()
         self._closed = threading.Event()
         if not client.connected:
@@ -118,31 +119,43 @@ class TreeStream:
                                         f"took over {timeout:g}s")
 
     def next_batch(self, timeout: float | None = None) -> list[Change] | None:
+        if self._broken is not None:
+            self.close()
+            raise StoreUnavailableError(self._broken)
         if self._closed.is_set():
             return None
-        try:
-            item = self._queue.get(timeout=timeout)
-        except queue.Empty:
+        items = self._take(timeout)
+        if not items:
             return None
-        items = [item]
-        while True:  # what arrived together is one batch
-            try:
-                items.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
         changes: list[Change] = []
         for event in items:
             if event is _CLOSED or self._closed.is_set():
                 return None
-            if isinstance(event, BaseException):
+            problem = _broken_by(event)
+            if problem is not None:
+                if changes:  # report what came before; the next call raises
+                    self._broken = problem
+                    break
                 self.close()
-                raise StoreUnavailableError(f"zookeeper watch failed: {event!r}")
+                raise StoreUnavailableError(problem)
             changes += self._handle(event)
         if changes:
             self._views.forget(self._prefix, self._revision)
             self._revision = max(self._revision, *(c.revision for c in changes))
             self._views.remember(self._prefix, self._revision, self._known)
         return changes
+
+    def _take(self, timeout: float | None) -> list[Any]:
+        """What arrived together (one batch); [] when nothing came within `timeout`."""
+        try:
+            items = [self._queue.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                return items
 
     def _on_event(self, event: Any) -> None:
         """TreeCache's own thread, which alone changes the tree: the first full read is
@@ -196,6 +209,19 @@ class TreeStream:
         self._queue.put(_CLOSED)
         with contextlib.suppress(kz.KazooException):
             self._tree.close()
+
+
+def _broken_by(event: Any) -> str | None:
+    """Why the stream cannot go on, or None. A lost connection ends it: kazoo's TreeCache
+    would quietly resume after a reconnect, but until then the consumer's copy is not
+    current and must say so (`serve`'s stale answers, /healthz); the follower makes a new
+    stream, which reports only what changed meanwhile."""
+    if isinstance(event, BaseException):
+        return f"zookeeper watch failed: {event!r}"
+    if isinstance(event, TreeEvent) and event.event_type in (
+            TreeEvent.CONNECTION_SUSPENDED, TreeEvent.CONNECTION_LOST):
+        return "zookeeper connection lost"
+    return None
 
 
 def _first_read(tree: TreeCache, prefix: str) -> tuple[dict[str, bytes], int]:

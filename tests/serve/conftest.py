@@ -1,0 +1,38 @@
+"""Fixtures of the serve tests: serve subprocesses stopped by their own pid, and a prefix of
+the test's own on the store under test, emptied afterwards."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "consumers"))
+
+from consumer_support import Process
+from harness import new_prefix
+
+
+@pytest.fixture
+def consumer(tmp_path):
+    started = []
+
+    def start(*args, env=None):
+        process = Process(tmp_path, *args, env=env)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def prefix(store):
+    name = new_prefix()
+    yield name
+    try:
+        store.view.delete_prefix(name + "/")
+    except Exception:  # noqa: BLE001 - a test may have stopped the store
+        return

@@ -1,0 +1,72 @@
+"""SPEC §11 "stale, not wrong", on both stores: with the store cut off, answers go on from
+the last copy with X-Registrator-Stale, /healthz turns 503 after --stale-after; once the store
+is back, everything is current again (what changed meanwhile included) within about a second.
+And etcd compaction while serve was cut off: it reads the prefix again."""
+
+from __future__ import annotations
+
+import time
+
+from harness import Proxy, wait_until
+from serve_support import Serve, put, record
+from zk_harness import both_stores
+
+
+def _via(store, proxy):
+    port = proxy.listen[1]
+    if store.kind == "zookeeper":
+        return ["--zookeeper", f"127.0.0.1:{port}"]
+    return ["--etcd-endpoints", f"http://127.0.0.1:{port}"]
+
+
+def _ids(serve):
+    return [e["id"] for e in serve.json("/v1/services/web")]
+
+
+@both_stores
+def test_store_outage_answers_stale_then_current(store, prefix, consumer):
+    put(store, prefix, record("web", "w1", 8080))
+    proxy = Proxy(("127.0.0.1", store.port))
+    try:
+        serve = Serve(consumer, store, prefix, "--stale-after", "1s", via=_via(store, proxy))
+        wait_until(lambda: _ids(serve) == ["w1"], message="w1 in the copy")
+        proxy.cut()
+        wait_until(lambda: "x-registrator-stale" in serve.get("/v1/services/web")[1],
+                   message="answers marked stale")
+        status, headers, _ = serve.get("/v1/services/web")
+        assert status == 200
+        assert float(headers["x-registrator-stale"]) >= 0
+        assert _ids(serve) == ["w1"]  # the last copy, still answered
+        wait_until(lambda: serve.get("/healthz")[0] == 503, message="/healthz 503")
+        assert b"unreachable" in serve.get("/healthz")[2]
+        put(store, prefix, record("web", "w2", 8081))  # a change serve cannot see yet
+        proxy.restore()
+        back = time.monotonic()
+        wait_until(lambda: "x-registrator-stale" not in serve.get("/v1/services/web")[1]
+                   and _ids(serve) == ["w1", "w2"], timeout=3,
+                   message="current again soon after the store's return")
+        print(f"current again {time.monotonic() - back:.2f}s after the store's return")  # noqa: T201
+        assert serve.get("/healthz")[0] == 200
+    finally:
+        proxy.cut()
+
+
+def test_etcd_compaction_while_cut_off_reads_again(etcd, prefix, consumer):
+    put(etcd, prefix, record("web", "w1", 8080))
+    proxy = Proxy(("127.0.0.1", etcd.port))
+    try:
+        serve = Serve(consumer, etcd, prefix, via=_via(etcd, proxy))
+        wait_until(lambda: _ids(serve) == ["w1"], message="w1 in the copy")
+        proxy.cut()
+        wait_until(lambda: "x-registrator-stale" in serve.get("/v1/services/web")[1],
+                   message="answers marked stale")
+        etcd.view.delete(f"{prefix}/services/web/w1")
+        put(etcd, prefix, record("web", "w2", 8081))
+        revision = etcd.view.client.get_prefix_response(prefix).header.revision
+        etcd.view.client.compact(revision)
+        proxy.restore()
+        wait_until(lambda: _ids(serve) == ["w2"], timeout=15,
+                   message="the copy read again after the compaction")
+        assert serve.process.logged("watch history compacted; reading the registry again")
+    finally:
+        proxy.cut()
