@@ -53,7 +53,9 @@ class Api:
         state.subscribe(self.wakeup.published)
         # Encoded answers per snapshot: most requests ask what the last one asked.
         self._cache_of: Snapshot | None = None
-        self._cache: dict[tuple[str, ...], bytes] = {}
+        # Keys keep None (no filter) apart from "" (an empty filter, which matches nothing): a
+        # stand-in string for None let `?tag=` poison the unfiltered answer for everyone.
+        self._cache: dict[tuple[str | None, ...], bytes] = {}
 
     def health(self) -> str | None:
         """None while /healthz says ok, otherwise why not."""
@@ -66,7 +68,7 @@ class Api:
                     f"{snap.revision}")
         return None
 
-    def cached(self, snap: Snapshot, key: tuple[str, ...], make: Callable[[], Any]) -> bytes:
+    def cached(self, snap: Snapshot, key: tuple[str | None, ...], make: Callable[[], Any]) -> bytes:
         if self._cache_of is not snap or len(self._cache) > 4096:
             self._cache_of, self._cache = snap, {}
         body = self._cache.get(key)
@@ -135,7 +137,7 @@ def api_routes(api: Api) -> list[Route]:
         name = request.path_params["name"]
         tag, host = _one(request, "tag"), _one(request, "host")
         snap = await api.blocking(request, lambda s: s.index_of(name))
-        body = api.cached(snap, ("service", name, tag or "\0", host or "\0"),
+        body = api.cached(snap, ("service", name, tag, host),
                           lambda: views.instances(snap, name, tag, host))
         return api.answer(body, snap.index_of(name))
 
@@ -148,7 +150,7 @@ def api_routes(api: Api) -> list[Route]:
         name, tag = _one(request, "service"), _one(request, "tag")
         snap = await api.blocking(
             request, lambda s: s.services_index if name is None else s.index_of(name))
-        body = api.cached(snap, ("sd", name or "\0", tag or "\0"),
+        body = api.cached(snap, ("sd", name, tag),
                           lambda: views.prometheus_sd(snap, name, tag))
         return api.answer(body, snap.services_index if name is None else snap.index_of(name))
 
@@ -159,7 +161,7 @@ def api_routes(api: Api) -> list[Route]:
         if name_problem(app) is not None or (host is not None and name_problem(host)):
             raise BadRequestError("app or host is not a valid name")
         snap = await api.blocking(request, lambda s: s.config_index)
-        body = api.cached(snap, ("config", app, host or "\0"),
+        body = api.cached(snap, ("config", app, host),
                           lambda: views.config_view(snap, api.options.prefix, app, host))
         return api.answer(body, snap.config_index)
 
