@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from harness import EtcdServer, free_port, wait_until
 from serve_support import Serve, put, record
 from zk_harness import ZkView, ZooKeeperServer
