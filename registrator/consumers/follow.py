@@ -108,6 +108,8 @@ class Follower:
             self._digests = digests
             self.registry.load(now.items())
             self.revision = revision
+        # A whole read just done: the copy is current (not stale) even before the watch opens.
+        self.unwatched_since = None
         return changes
 
     def _follow(self, notify: Notify) -> None:

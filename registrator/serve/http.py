@@ -200,11 +200,12 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        stale = self.api.state.stale_for
-
         async def send_with_headers(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 self.api.metrics.answered(message["status"])
+                # Decided as the answer starts, not as the request came in: a held read
+                # answered with the copy the store's return brought is not stale.
+                stale = self.api.state.stale_for
                 if stale is not None:
                     message.setdefault("headers", [])
                     message["headers"] = [*message["headers"],

@@ -3,7 +3,10 @@ change what the others are answered."""
 
 from __future__ import annotations
 
-from harness import wait_until
+import json
+import threading
+
+from harness import Proxy, wait_until
 from serve_support import Serve, put, record
 
 
@@ -22,3 +25,39 @@ def test_an_empty_filter_does_not_empty_the_answer_for_everyone(etcd, prefix, co
     assert len(serve.json("/v1/prometheus/sd")) == 1
     assert serve.json("/v1/services/web?host=") == []
     assert [e["id"] for e in serve.json("/v1/services/web")] == ["w1"]
+
+
+def test_a_held_read_answered_after_the_store_returns_is_not_marked_stale(etcd, prefix,
+                                                                           consumer):
+    # X-Registrator-Stale was decided when the request came in: a blocking read made while
+    # the store was away, answered with the new copy once it was back, still said "stale".
+    put(etcd, prefix, record("web", "w1", 8080))
+    proxy = Proxy(("127.0.0.1", etcd.port))
+    try:
+        serve = Serve(consumer, etcd, prefix, via=["--etcd-endpoints",
+                                                   f"http://127.0.0.1:{proxy.listen[1]}"])
+        wait_until(lambda: serve.json("/v1/services") == {"web": 1}, message="w1 in the copy")
+        proxy.cut()
+        wait_until(lambda: "x-registrator-stale" in serve.get("/v1/services/web")[1],
+                   message="answers marked stale")
+        index = serve.get("/v1/services/web")[1]["x-registrator-index"]
+        held: list[tuple[int, dict[str, str], bytes]] = []
+        reader = threading.Thread(target=lambda: held.append(
+            serve.get(f"/v1/services/web?index={index}&wait=60s", timeout=70)))
+        reader.start()
+        wait_until(lambda: _held(serve) == 1, message="the read to be held")
+        put(etcd, prefix, record("web", "w2", 8081))
+        proxy.restore()
+        reader.join(70)
+        status, headers, body = held[0]
+        assert status == 200
+        assert [e["id"] for e in json.loads(body)] == ["w1", "w2"]
+        assert "x-registrator-stale" not in headers, headers
+    finally:
+        proxy.cut()
+
+
+def _held(serve):
+    text = serve.get("/metrics")[2].decode()
+    line = next(x for x in text.splitlines() if x.startswith("registrator_serve_held_requests"))
+    return int(float(line.split()[1]))
