@@ -8,9 +8,11 @@ through dnspython's parser (`parse_slow`), which answers what it cannot read wit
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from dataclasses import dataclass
 
+import dns.exception
 import dns.flags
 import dns.message
 import dns.name
@@ -27,6 +29,7 @@ UDP_PLAIN = 512  # RFC 1035: a UDP answer without EDNS
 OUR_PAYLOAD = 1232  # what we advertise in OPT (the 2020 DNS flag day's safe size)
 TCP_MAX = 65535  # one TCP message's length prefix
 OPT = b"\x00\x00\x29" + struct.pack(">H", OUR_PAYLOAD) + b"\x00" * 6
+FIT = TCP_MAX - len(OPT)  # the largest template: finish() may add our OPT record
 _QTYPE_CLASS = struct.Struct(">HH")
 _OPT_FIELDS = struct.Struct(">HHBBHH")
 _ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00"
@@ -161,6 +164,26 @@ class Builder:
              f"3600 600 86400 {self.ttl}")])
 
     def build(self, qname_lower: bytes, qtype: int, found: Found, serial: int) -> bytes:
+        """The template of one answer. One that would not fit in a DNS message (thousands of
+        instances) keeps the records that do, as Consul does over TCP: a resolver gets part
+        of the set rather than SERVFAIL (dnspython refuses to write past 64 KiB)."""
+        # The bytes one record takes: A 16, AAAA 28; SRV about 75 plus its address in the
+        # additional section (names past 16 KiB into a message cannot be compressed). Room
+        # is left for the header, question and OPT; cut before building (building thousands
+        # of records only to refuse them is slow).
+        ips = found.ips or tuple(t.ip for t in found.srv)
+        size = 16 if all(ip.version == 4 for ip in ips) else 28
+        keep = max(len(found.ips), len(found.srv), 1)
+        keep = min(keep, (FIT - 600) // (size + (75 if found.srv else 0)))
+        while keep > 0:
+            cut = dataclasses.replace(found, ips=found.ips[:keep], srv=found.srv[:keep])
+            try:
+                return self._build(qname_lower, qtype, cut, serial)
+            except dns.exception.TooBig:
+                keep = keep * 9 // 10
+        raise dns.exception.TooBig
+
+    def _build(self, qname_lower: bytes, qtype: int, found: Found, serial: int) -> bytes:
         name = dns.name.from_wire(qname_lower, 0)[0]
         msg = dns.message.Message(id=0)
         msg.flags = dns.flags.QR | dns.flags.AA
@@ -179,7 +202,7 @@ class Builder:
             msg.answer.append(self.soa(serial))
         if found.negative:
             msg.authority.append(self.soa(serial))
-        return msg.to_wire()
+        return msg.to_wire(max_size=FIT)
 
     def _target(self, target: Target) -> dns.name.Name:
         return dns.name.Name((target.label,)).concatenate(self._addr)
