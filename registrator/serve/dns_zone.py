@@ -7,7 +7,7 @@ Layout, relative to DOMAIN:
   TAG.NAME.service        the same, instances carrying that tag
   HOST.node               A/AAAA of the host record's address
   <id-hash>.addr          A/AAAA of one instance (the SRV targets)
-Names, tags and hostnames that are not DNS labels get no record (as the skydns layout);
+Names, tags and hostnames that are not DNS labels (in any letter case) get no record;
 an address that is not an IP literal gets none either (one warning per change)."""
 
 from __future__ import annotations
@@ -106,8 +106,8 @@ class ServiceZone:
                 log.warning("no DNS record for an entry: address is not an IP or port is "
                             "out of range", service=name[:64], id=str(entry.get("id"))[:64])
                 continue
-            tags = frozenset(t for t in entry.get("tags") or () if isinstance(t, str)
-                             and DNS_LABEL.match(t))
+            tags = frozenset(t.lower() for t in entry.get("tags") or () if isinstance(t, str)
+                             and DNS_LABEL.match(t.lower()))
             targets.append(Target(id_hash(str(entry.get("id"))), ip, port,
                                   str(entry.get("protocol", "tcp")), tags))
         self.targets = tuple(targets)
@@ -134,9 +134,16 @@ class Zone:
     def build(cls, snapshot: SnapshotLike, previous: Zone | None = None) -> Zone:
         old = previous.services if previous is not None else {}
         zone = cls(snapshot.revision)
+        # DNS names are case-insensitive (RFC 4343) and questions are looked up lowercased:
+        # "MyApp" is served as myapp (two names differing in case only, as one).
+        by_dns_name: dict[str, Sequence[Record]] = {}
         for name, entries in snapshot.services.items():
-            if not DNS_LABEL.match(name):
-                continue
+            lower = name.lower()
+            if DNS_LABEL.match(lower):
+                # The snapshot's own sequence when alone (so `is` finds it unchanged).
+                had = by_dns_name.get(lower)
+                by_dns_name[lower] = entries if had is None else [*had, *entries]
+        for name, entries in by_dns_name.items():
             kept = old.get(name)
             if kept is not None and (kept.entries is entries or kept.entries == entries):
                 zone.services[name] = kept
@@ -149,7 +156,7 @@ class Zone:
         zone.addrs = {label: _unique(ips) for label, ips in addrs.items()}
         nodes: dict[str, list[IP]] = {}
         for host in snapshot.hosts:
-            hostname, ip = str(host.get("hostname", "")), _ip(host.get("address"))
+            hostname, ip = str(host.get("hostname", "")).lower(), _ip(host.get("address"))
             if ip is not None and all(DNS_LABEL.match(p) for p in hostname.split(".")):
                 nodes.setdefault(hostname, []).append(ip)
         zone.nodes = {name: _unique(ips) for name, ips in nodes.items()}
