@@ -24,7 +24,8 @@ WEB = [entry("web", 1, "127.0.0.41", 8041)]
 def server():
     need_dig()
     state = FakeState(Snap(3, {"huge": HUGE, "MyApp": MIXED, "web": WEB}, HOSTS))
-    srv = DnsServer(state.current, state.subscribe, ttl=0, max_tcp=8, tcp_idle=2.0).start()
+    srv = DnsServer(state.current, state.subscribe, ttl=0, max_tcp=8, tcp_idle=2.0,
+                    max_tcp_per_client=4).start()
     yield srv
     srv.stop()
 
