@@ -196,6 +196,8 @@ async def _stream(api: Api) -> AsyncIterator[bytes]:
     while True:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(api.wakeup.next()), HEARTBEAT)
+        if api.wakeup.closed:  # serve is stopping: end the stream (the page reconnects)
+            return
         line = _state_line(api)
         yield f"data: {line}\n\n".encode() if line != last else b": heartbeat\n\n"
         last = line

@@ -7,8 +7,10 @@ from __future__ import annotations
 import logging
 import resource
 import signal
+import socket
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +61,7 @@ def serve(store: Store, keys: KeySpace, settings: ServeSettings) -> None:
         side = _metrics_server(settings.metrics_addr, metrics, api.health)
         try:
             if settings.http is not None:
-                _run_http(app, settings)
+                _run_http(app, settings, api.wakeup.close)
             else:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     signal.signal(sig, lambda *_: stopped.set())
@@ -105,7 +107,19 @@ def _bind_dns(dns: Any, settings: ServeSettings) -> None:
         raise ConfigError(f"--dns {host}:{port}: {exc.strerror or exc}") from None
 
 
-def _run_http(app: Any, settings: ServeSettings) -> None:
+class _Server(uvicorn.Server):
+    """uvicorn's server, ending held requests as its shutdown begins."""
+
+    def __init__(self, config: uvicorn.Config, on_shutdown: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_shutdown = on_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._on_shutdown()
+        await super().shutdown(sockets)
+
+
+def _run_http(app: Any, settings: ServeSettings, on_shutdown: Callable[[], None]) -> None:
     assert settings.http is not None  # noqa: S101 - the caller checked
     host, port = settings.http
     config = uvicorn.Config(
@@ -120,7 +134,11 @@ def _run_http(app: Any, settings: ServeSettings) -> None:
     # go to stderr like ours, its per-request chatter does not.
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     log.info("serving HTTP", host=host, port=port, tls=settings.http_cert is not None)
-    uvicorn.Server(config).run()
+    # uvicorn raises the signal it stopped for again once done, to die of it (status -15):
+    # a no-op handler of ours receives it instead, so SIGTERM/SIGINT end serve with 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    _Server(config, on_shutdown).run()
 
 
 def _metrics_server(address: tuple[str, int] | None, metrics: Any, health: Any) -> Any:
