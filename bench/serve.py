@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import socket
 import statistics
 import sys
 import tempfile
@@ -24,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import dns.exception
+import dns.message
 from env import Watch, rss_mb_and_cpu_s, stop, wait_until
 from harness import EtcdServer
 from serve_tools import (
@@ -156,15 +157,22 @@ def change_latency(server: EtcdServer, serve: Serve, prefix: str,
 
 
 def _poll_dns(port: int, name: str) -> int | None:
-    """Ask until `name` has an answer; the time (ns) it first had one, None after 5 s."""
+    """Ask until `name` has an answer; the time (ns) it first had one, None after 5 s. One
+    socket and one prepared question: the poller's own cost stays out of the figure."""
+    query = dns.message.make_query(name, "A").to_wire()
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            if dns_ask(port, name, timeout=0.5).answer:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.connect(("127.0.0.1", port))
+        sock.settimeout(0.5)
+        while time.monotonic() < deadline:
+            sock.send(query)
+            try:
+                reply = sock.recv(4096)
+            except TimeoutError:
+                continue
+            if reply[:2] == query[:2] and reply[6:8] != b"\x00\x00":  # ANCOUNT > 0
                 return time.time_ns()
-        except dns.exception.Timeout:
-            continue
-        time.sleep(0.0002)  # lets the watch threads of this process run
+            time.sleep(0.0005)  # lets the watch threads of this process run
     return None
 
 

@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from registrator.serve.run import ServeSettings, _run_http
+from registrator.serve.run import ServeSettings, _bind_http, _run_http
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -26,7 +26,8 @@ def main() -> None:
     settings = ServeSettings(http=("127.0.0.1", port), dns=None, domain="registrator.",
                              dns_ttl=0, http_cert=None, http_key=None, show_config=False,
                              stale_after=10, metrics_addr=None)
-    _run_http(Starlette(routes=[Route("/", trivial)]), settings)
+    assert settings.http is not None  # noqa: S101 - set just above
+    _run_http(Starlette(routes=[Route("/", trivial)]), settings, _bind_http(settings.http))
 
 
 if __name__ == "__main__":

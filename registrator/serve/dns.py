@@ -17,6 +17,7 @@ Bounds (bad input never crashes the process, and one client cannot hold the othe
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import ipaddress
 import socket
@@ -89,6 +90,11 @@ class DnsServer:
         self._tcp: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.tcp_open = 0
+        # Answers sent by (transport, rcode), and the truncated ones: plain ints bumped per
+        # answer (a Prometheus counter's lock would cost more than the answer), read by
+        # dns_metrics' collector at scrape time.
+        self.answered: collections.Counter[tuple[str, int]] = collections.Counter()
+        self.truncated = 0
 
     # -- the registry side ---------------------------------------------------------------
 
@@ -111,6 +117,14 @@ class DnsServer:
 
     def handle(self, data: bytes, udp: bool) -> bytes | None:
         """The answer to one DNS message; None to send nothing."""
+        reply = self._answer(data, udp=udp)
+        if reply is not None:
+            self.answered["udp" if udp else "tcp", reply[3] & 0x0F] += 1
+            if reply[2] & 0x02:
+                self.truncated += 1
+        return reply
+
+    def _answer(self, data: bytes, udp: bool) -> bytes | None:
         try:
             query = parse_fast(data)
             if query is None:
@@ -154,6 +168,10 @@ class DnsServer:
                 udp.bind((host, self.port))
                 port = udp.getsockname()[1]
                 tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                # Inherited by accepted connections (asyncio would set it only on a socket
+                # made with proto=IPPROTO_TCP): a pipelined second answer must not wait
+                # 40 ms for the client's delayed ACK.
+                tcp.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 tcp.bind((host, port))
                 tcp.listen(128)
             except OSError:

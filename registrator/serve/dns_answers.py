@@ -11,16 +11,17 @@ from registrator.serve.dns_wire import (
     REFUSED_TYPES,
     Builder,
     Query,
+    bare,
     finish,
     labels_of,
     name_wire,
-    refused,
 )
 from registrator.serve.dns_zone import Zone
 
 # Answers kept per snapshot beyond the services' own (negative answers, hosts, addr names,
 # names outside the domain): bounded, so random names cannot grow memory.
 HOT_MAX = 50_000
+REFUSED, SERVFAIL = 5, 2
 
 
 class Answers:
@@ -37,7 +38,7 @@ class Answers:
         template = self._hot.get(key)
         if template is None:
             if query.qclass != dns.rdataclass.IN:
-                return finish(refused(key[0], query.qtype, query.qclass), query, limit)
+                return finish(bare(key[0], query.qtype, query.qclass, REFUSED), query, limit)
             template = self._template(*key)
             if len(self._hot) < HOT_MAX:
                 self._hot[key] = template
@@ -45,12 +46,14 @@ class Answers:
 
     def _template(self, qname: bytes, qtype: int) -> bytes:
         if not qname.endswith(self._domain_wire) or qtype in REFUSED_TYPES:
-            return refused(qname, qtype, dns.rdataclass.IN)
+            return bare(qname, qtype, dns.rdataclass.IN, REFUSED)
         labels = labels_of(qname)
         cut = len(labels) - len(self._domain_labels)
         # endswith() on wire bytes alone could match inside a label: compare labels too.
         if cut < 0 or labels[cut:] != self._domain_labels:
-            return refused(qname, qtype, dns.rdataclass.IN)
+            return bare(qname, qtype, dns.rdataclass.IN, REFUSED)
+        if not self.zone.loaded:  # not "no such name" before we know: ask again
+            return bare(qname, qtype, dns.rdataclass.IN, SERVFAIL)
         found = self.zone.find(labels[:cut], qtype)
         cache = None if found.negative else found.cache
         if cache is not None and (kept := cache.get((qname, qtype))) is not None:

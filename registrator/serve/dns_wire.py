@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import dns.exception
 import dns.flags
@@ -22,12 +22,13 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from registrator.serve.dns_zone import IP, SOA, Found, Target
+from registrator.serve.dns_zone import IP, SOA, Found, Target, ip_text
 
 IN = dns.rdataclass.IN
 UDP_PLAIN = 512  # RFC 1035: a UDP answer without EDNS
 OUR_PAYLOAD = 1232  # what we advertise in OPT (the 2020 DNS flag day's safe size)
 TCP_MAX = 65535  # one TCP message's length prefix
+UDP_MAX = 65507  # one IPv4 UDP datagram's payload
 OPT = b"\x00\x00\x29" + struct.pack(">H", OUR_PAYLOAD) + b"\x00" * 6
 FIT = TCP_MAX - len(OPT)  # the largest template: finish() may add our OPT record
 _QTYPE_CLASS = struct.Struct(">HH")
@@ -36,8 +37,7 @@ _ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00"
 REFUSED_TYPES = frozenset({dns.rdatatype.AXFR, dns.rdatatype.IXFR})
 
 
-@dataclass(frozen=True, slots=True)
-class Query:
+class Query(NamedTuple):  # a tuple: one is made per packet, a frozen dataclass costs more
     qid: bytes  # the two id bytes, as sent
     rd: int  # the RD bit (0x01) to echo
     qname: bytes  # the name in wire form, in the client's case
@@ -118,10 +118,10 @@ def _error(msg: dns.message.Message, rcode: dns.rcode.Rcode) -> bytes:
     return response.to_wire()
 
 
-def refused(qname: bytes, qtype: int, qclass: int) -> bytes:
-    """The template of a REFUSED answer (a name outside our domain, or a type we never
-    serve): no AA, the question echoed."""
-    return (b"\x00\x00\x80" + bytes((dns.rcode.REFUSED,)) + _ONE_QUESTION + b"\x00\x00"
+def bare(qname: bytes, qtype: int, qclass: int, rcode: int) -> bytes:
+    """The template of an answer with no records and no AA: REFUSED (a name outside our
+    domain, a type we never serve), SERVFAIL (the store not read yet); the question echoed."""
+    return (b"\x00\x00\x80" + bytes((rcode,)) + _ONE_QUESTION + b"\x00\x00"
             + qname + _QTYPE_CLASS.pack(qtype, qclass))
 
 
@@ -146,7 +146,7 @@ def finish(template: bytes, query: Query, limit: int) -> bytes:
 
 
 def udp_limit(query: Query) -> int:
-    return UDP_PLAIN if query.edns is None else min(max(UDP_PLAIN, query.edns), TCP_MAX)
+    return UDP_PLAIN if query.edns is None else min(max(UDP_PLAIN, query.edns), UDP_MAX)
 
 
 class Builder:
@@ -172,7 +172,7 @@ class Builder:
         # is left for the header, question and OPT; cut before building (building thousands
         # of records only to refuse them is slow).
         ips = found.ips or tuple(t.ip for t in found.srv)
-        size = 16 if all(ip.version == 4 for ip in ips) else 28
+        size = 16 if all(len(ip) == 4 for ip in ips) else 28
         keep = max(len(found.ips), len(found.srv), 1)
         keep = min(keep, (FIT - 600) // (size + (75 if found.srv else 0)))
         while keep > 0:
@@ -209,8 +209,8 @@ class Builder:
 
     def _ips(self, name: dns.name.Name, ips: tuple[IP, ...]) -> dns.rrset.RRset:
         """One A or AAAA rrset (`ips` are all of one family)."""
-        rdtype = dns.rdatatype.A if ips[0].version == 4 else dns.rdatatype.AAAA
-        return dns.rrset.from_text_list(name, self.ttl, IN, rdtype, [str(ip) for ip in ips])
+        rdtype = dns.rdatatype.A if len(ips[0]) == 4 else dns.rdatatype.AAAA
+        return dns.rrset.from_text_list(name, self.ttl, IN, rdtype, [ip_text(ip) for ip in ips])
 
 
 def labels_of(qname_lower: bytes) -> list[str]:

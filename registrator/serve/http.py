@@ -53,8 +53,6 @@ class Api:
         state.subscribe(self.wakeup.published)
         # Encoded answers per snapshot: most requests ask what the last one asked.
         self._cache_of: Snapshot | None = None
-        # Keys keep None (no filter) apart from "" (an empty filter, which matches nothing): a
-        # stand-in string for None let `?tag=` poison the unfiltered answer for everyone.
         self._cache: dict[tuple[str | None, ...], bytes] = {}
 
     def health(self) -> str | None:
@@ -73,8 +71,9 @@ class Api:
             self._cache_of, self._cache = snap, {}
         body = self._cache.get(key)
         if body is None:
-            body = self._cache[key] = json.dumps(make(), sort_keys=True,
-                                                 ensure_ascii=False).encode()
+            # ASCII with \u escapes: a stored value may hold a lone surrogate (a valid JSON
+            # escape that no UTF-8 encoder takes); the answer is valid whatever it holds.
+            body = self._cache[key] = json.dumps(make(), sort_keys=True).encode()
         return body
 
     async def blocking(self, request: Request, index_of: Callable[[Snapshot], int]) -> Snapshot:
@@ -82,6 +81,8 @@ class Api:
         N, the wait ends, or the client leaves."""
         index, wait = _blocking_params(request)
         snap = self.state.current()
+        if not snap.loaded:
+            raise NotLoadedError
         # An index from beyond this copy (another server, a reset store): answer at once.
         if index is None or index_of(snap) > index or index > snap.revision:
             return snap
@@ -100,6 +101,11 @@ class Api:
 
 class TooManyHeldError(Exception):
     """No held-request slot is free for this client."""
+
+
+class NotLoadedError(Exception):
+    """The store has not been read yet: an empty answer would be wrong (a Prometheus would
+    drop every target), so the client is told to come back (503), keeping what it had."""
 
 
 def _blocking_params(request: Request) -> tuple[int | None, float]:
@@ -200,11 +206,11 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+
         async def send_with_headers(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 self.api.metrics.answered(message["status"])
-                # Decided as the answer starts, not as the request came in: a held read
-                # answered with the copy the store's return brought is not stale.
+                # Taken as the answer leaves: a held read may end long after it began.
                 stale = self.api.state.stale_for
                 if stale is not None:
                     message.setdefault("headers", [])
@@ -253,8 +259,12 @@ def build_app(state: ServeState, options: Options, metrics: ServeMetrics,
     async def too_many(_request: Request, _exc: Exception) -> Response:
         return _error(429, "too many held requests; retry later", headers={"Retry-After": "1"})
 
+    async def not_loaded(_request: Request, _exc: Exception) -> Response:
+        return _error(503, "no copy of the registry yet: the store has not answered",
+                      headers={"Retry-After": "1"})
+
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
         404: not_found, 405: not_allowed, BadRequestError: bad_request,
-        TooManyHeldError: too_many})
+        TooManyHeldError: too_many, NotLoadedError: not_loaded})
     app.add_middleware(Guard, api=api)
     return app, api

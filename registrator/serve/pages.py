@@ -39,6 +39,8 @@ _SECURITY = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+# How a health state is coloured: passing, on its way, failing (anything else).
+_HEALTH_CLASS = {"healthy": "ok", "none": "ok", "passing": "ok", "starting": "warn"}
 _STATIC = {"serve.css": "text/css; charset=utf-8",
            "serve.js": "text/javascript; charset=utf-8"}
 
@@ -60,6 +62,7 @@ def _instance_rows(entries: Any, now: datetime) -> list[dict[str, Any]]:
     return [{"address": host_port(e["address"], e["port"]), "protocol": e["protocol"],
              "host": e["host"], "id": e["id"], "tags": e["tags"],
              "meta": sorted(e["meta"].items()), "health": e["health"],
+             "state": _HEALTH_CLASS.get(e["health"], "bad"),
              "since": e.get("registered_at", ""), "age": age(e.get("registered_at", ""), now),
              "container": e.get("container_name", "")} for e in entries]
 
@@ -108,7 +111,8 @@ class Pages:
             loaded=snap.loaded, stale=None if stale is None else f"{stale:.0f}",
             problem=api.health(), show_config=api.options.show_config,
             page=template.removesuffix(".html"), **context)
-        return HTMLResponse(html, status, headers=_SECURITY)
+        # A stored value may hold a lone surrogate: replaced, never a failed answer.
+        return HTMLResponse(html.encode("utf-8", "replace"), status, headers=_SECURITY)
 
     async def services(self, request: Request) -> Response:
         return self.render(request, "services.html",
@@ -130,12 +134,12 @@ class Pages:
         snap = api.state.current()
         app = request.path_params.get("app")
         if app is None:
-            return self.render(request, "config.html", app=None,
-                               apps=views.config_apps(snap, api.options.prefix), values=[])
+            return self.render(request, "config.html", app=None, rows=[],
+                               apps=views.config_apps(snap, api.options.prefix))
         if name_problem(app) is not None:
             return self.render(request, "missing.html", 404, what="application")
-        values = views.config_view(snap, api.options.prefix, app, None)
-        return self.render(request, "config.html", app=app, apps=[], values=values)
+        rows = views.config_rows(snap, api.options.prefix, app)
+        return self.render(request, "config.html", app=app, apps=[], rows=rows)
 
     async def events(self, request: Request) -> Response:
         client = request.client.host if request.client else "-"

@@ -12,6 +12,7 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 import structlog
@@ -49,19 +50,22 @@ def serve(store: Store, keys: KeySpace, settings: ServeSettings) -> None:
     dns = _dns_server(state, settings) if settings.dns is not None else None
     if dns is not None:
         _bind_dns(dns, settings)  # a taken port is one line and exit 2, before anything runs
+    listener = _bind_http(settings.http) if settings.http is not None else None
     state.start()
     stopped = threading.Event()
     try:
         if dns is not None:
             dns.start()
         metrics = ServeMetrics(state)
+        if dns is not None:
+            _dns_metrics(metrics, dns)
         options = Options(prefix=keys.prefix, stale_after=settings.stale_after,
                           show_config=settings.show_config)
         app, api = build_app(state, options, metrics, page_routes)
         side = _metrics_server(settings.metrics_addr, metrics, api.health)
         try:
-            if settings.http is not None:
-                _run_http(app, settings, api.wakeup.close)
+            if listener is not None:
+                _run_http(app, settings, listener, api.wakeup.close)
             else:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     signal.signal(sig, lambda *_: stopped.set())
@@ -98,6 +102,12 @@ def _dns_server(state: ServeState, settings: ServeSettings) -> Any:
         raise ConfigError(f"--dns: {exc}") from None
 
 
+def _dns_metrics(metrics: ServeMetrics, dns: Any) -> None:
+    from registrator.serve import dns_metrics  # noqa: PLC0415 - only with --dns
+
+    dns_metrics.register(metrics.registry, dns)
+
+
 def _bind_dns(dns: Any, settings: ServeSettings) -> None:
     assert settings.dns is not None  # noqa: S101 - the caller checked
     host, port = settings.dns
@@ -107,19 +117,24 @@ def _bind_dns(dns: Any, settings: ServeSettings) -> None:
         raise ConfigError(f"--dns {host}:{port}: {exc.strerror or exc}") from None
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server, ending held requests as its shutdown begins."""
+def _bind_http(address: tuple[str, int]) -> socket.socket:
+    """The --http socket, bound before anything runs: a taken port or an address that is not
+    ours is one line and exit 2, not uvicorn's own error after start."""
+    host, port = address
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        listener = socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        raise ConfigError(f"--http {host}:{port}: {exc.strerror or exc}") from None
+    # Accepted connections inherit it. asyncio sets it only on sockets whose protocol
+    # number says TCP (create_server's says 0): without it every kept-alive answer waited
+    # 40 ms for the client's delayed ACK.
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return listener
 
-    def __init__(self, config: uvicorn.Config, on_shutdown: Callable[[], None]) -> None:
-        super().__init__(config)
-        self._on_shutdown = on_shutdown
 
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        self._on_shutdown()
-        await super().shutdown(sockets)
-
-
-def _run_http(app: Any, settings: ServeSettings, on_shutdown: Callable[[], None]) -> None:
+def _run_http(app: Any, settings: ServeSettings, listener: socket.socket,
+              on_shutdown: Callable[[], None]) -> None:
     assert settings.http is not None  # noqa: S101 - the caller checked
     host, port = settings.http
     config = uvicorn.Config(
@@ -134,11 +149,27 @@ def _run_http(app: Any, settings: ServeSettings, on_shutdown: Callable[[], None]
     # go to stderr like ours, its per-request chatter does not.
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     log.info("serving HTTP", host=host, port=port, tls=settings.http_cert is not None)
-    # uvicorn raises the signal it stopped for again once done, to die of it (status -15):
-    # a no-op handler of ours receives it instead, so SIGTERM/SIGINT end serve with 0.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: None)
-    _Server(config, on_shutdown).run()
+    _Server(config, on_shutdown).run(sockets=[listener])
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, ending held requests as its shutdown begins (held reads answered,
+    event streams ended: not left to be cancelled after the grace period, a traceback
+    each), and exiting 0 on SIGTERM/SIGINT."""
+
+    def __init__(self, config: uvicorn.Config, on_shutdown: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_shutdown = on_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._on_shutdown()
+        await super().shutdown(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # SIGTERM/SIGINT end serve with exit 0, as every other command (SPEC §5); uvicorn
+        # would raise the signal again after its graceful shutdown (exit -15).
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
 
 
 def _metrics_server(address: tuple[str, int] | None, metrics: Any, health: Any) -> Any:

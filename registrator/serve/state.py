@@ -15,7 +15,7 @@ from types import MappingProxyType
 import structlog
 
 from registrator.consumers.follow import Follower
-from registrator.consumers.registry import Record
+from registrator.consumers.registry import Record, Registry
 from registrator.keys import KeySpace
 from registrator.stores.base import Change, Store
 
@@ -67,6 +67,10 @@ class ServeState:
         self._snapshot = EMPTY
         self._subscribers: list[Callable[[Snapshot], None]] = []
         self._config: dict[str, bytes] = {}
+        self._by_name: dict[str, dict[str, Record]] = {}  # name -> store key -> entry
+        # The latest snapshot's mappings as plain dicts, copied (fast) for the next one.
+        self._plain_services: dict[str, Sequence[Record]] = {}
+        self._plain_index: dict[str, int] = {}
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
 
@@ -106,16 +110,12 @@ class ServeState:
 
     def _changed(self, changes: list[Change], first: bool) -> None:
         old = self._snapshot
-        touched, services, hosts, config = set(), False, False, False
+        hosts = config = first
         if first:
             self._config.clear()
-            services = hosts = config = True
+            self._by_name.clear()
         for change in changes:
-            where = self.keys.parse_service(change.key)
-            if where is not None:
-                touched.add(where[0])
-                services = True
-            elif change.key.startswith(self.keys.hosts_root):
+            if change.key.startswith(self.keys.hosts_root):
                 hosts = True
             elif change.key.startswith(self.config_root):
                 config = True
@@ -125,12 +125,12 @@ class ServeState:
                     self._config.pop(change.key, None)
         with self.follower.lock:
             registry = self.follower.registry
-            by_name = registry.services() if services or first else None
+            touched = self._take_in(registry, changes)
             host_records = registry.hosts() if hosts else None
             # ZooKeeper reports a delete at the revision already seen: every new snapshot
             # still gets a higher number, or a held read would never see the delete.
             revision = max(self.follower.revision, old.revision + 1)
-        self._snapshot = self._next(old, revision, by_name, host_records, touched,
+        self._snapshot = self._next(old, revision, host_records, touched,
                                     config=config, first=first)
         for callback in list(self._subscribers):
             try:
@@ -138,21 +138,65 @@ class ServeState:
             except Exception:  # one broken listener must not stop the others or the watch
                 log.exception("a snapshot listener failed")
 
+    def _take_in(self, registry: Registry, changes: list[Change]) -> set[str]:
+        """Keep the records per name in step with the registry (which the follower already
+        changed); returns the names the changes touched."""
+        touched: set[str] = set()
+        for change in changes:
+            where = self.keys.parse_service(change.key)
+            if where is None:
+                continue
+            name = where[0]
+            touched.add(name)
+            record = registry.get(change.key)  # the key's final state in this batch
+            bucket = self._by_name.setdefault(name, {})
+            if record is None:
+                bucket.pop(change.key, None)
+            else:
+                bucket[change.key] = record
+            if not bucket:
+                del self._by_name[name]
+        return touched
+
+    def _services(self, touched: set[str], first: bool) -> dict[str, Sequence[Record]]:
+        """name -> entries; only the names a change touched are sorted again, so a change
+        costs O(that service) plus a copy of one dict, not O(the registry) (it is on the way
+        to every answer). The copy is of our own plain dict: copying through the snapshot's
+        read-only proxy is ~30 times slower."""
+        if first:
+            return {name: _by_host(self._by_name[name]) for name in sorted(self._by_name)}
+        services = self._plain_services.copy()
+        added = False
+        for name in touched:
+            bucket = self._by_name.get(name)
+            if bucket is None:
+                services.pop(name, None)
+            else:
+                added = added or name not in services
+                services[name] = _by_host(bucket)
+        return dict(sorted(services.items())) if added else services
+
     def _next(self, old: Snapshot, revision: int,  # noqa: PLR0913 - the parts of one change
-              by_name: dict[str, list[Record]] | None, host_records: list[Record] | None,
-              touched: set[str], *, config: bool, first: bool) -> Snapshot:
-        services = old.services if by_name is None else MappingProxyType(
-            {name: tuple(entries) for name, entries in by_name.items()})
+              host_records: list[Record] | None, touched: set[str], *, config: bool,
+              first: bool) -> Snapshot:
+        if first or touched:
+            self._plain_services = self._services(touched, first)
+        services = self._plain_services
         if first:
             index = dict.fromkeys(services, revision)
         else:
             # Only names that still exist keep an index of their own (bounded by what is
             # registered); a vanished name falls back to services_index, which is higher.
-            index = {n: old.service_index[n] for n in services if n in old.service_index}
-            index.update({name: revision for name in touched if name in services})
+            index = self._plain_index.copy()
+            for name in touched:
+                if name in services:
+                    index[name] = revision
+                else:
+                    index.pop(name, None)
+        self._plain_index = index
         return Snapshot(
             revision=revision,
-            services=services,
+            services=MappingProxyType(services) if first or touched else old.services,
             hosts=old.hosts if host_records is None else tuple(host_records),
             service_index=MappingProxyType(index),
             services_index=revision if (first or touched) else old.services_index,
@@ -161,3 +205,7 @@ class ServeState:
             config=MappingProxyType(dict(self._config)) if config else old.config,
             loaded=True,
         )
+
+
+def _by_host(bucket: dict[str, Record]) -> tuple[Record, ...]:
+    return tuple(sorted(bucket.values(), key=lambda e: (e["host"], e["id"])))

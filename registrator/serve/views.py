@@ -74,3 +74,25 @@ def config_view(snap: Snapshot, prefix: str, app: str, host: str | None) -> list
     entries = [KeyValue(k, v, 0) for k, v in snap.config.items() if k.startswith(root)]
     who = host or ""
     return [describe(r, who) for r in resolve_all(layout, app, who, entries).values()]
+
+
+def config_rows(snap: Snapshot, prefix: str, app: str) -> list[dict[str, Any]]:
+    """The web view's configuration table: each key with its default (None when it has
+    none) and the hosts that override it, each value as `config ls --json` shows one."""
+    layout = ConfigLayout(prefix)
+    root = layout.app_root(app)
+    defaults: dict[str, dict[str, Any]] = {}
+    overrides: dict[str, list[dict[str, Any]]] = {}
+    for store_key in sorted(k for k in snap.config if k.startswith(root)):
+        parsed = layout.parse(app, store_key)
+        if parsed is None:
+            continue
+        host, key = parsed
+        value = KeyValue(store_key, snap.config[store_key], 0)
+        for resolved in resolve_all(layout, app, host or "", [value]).values():
+            if host is None:
+                defaults[key] = describe(resolved, "")
+            else:
+                overrides.setdefault(key, []).append(describe(resolved, host))
+    return [{"key": key, "default": defaults.get(key), "overrides": overrides.get(key, [])}
+            for key in sorted(defaults.keys() | overrides.keys())]

@@ -45,6 +45,11 @@ def test_api_objects_and_order_are_those_of_ls_json(store, prefix, consumer):
     assert int(headers["x-registrator-index"]) > 0
     assert "x-registrator-stale" not in headers
     assert json.loads(body) == web
+    metrics = serve.get("/metrics")[2].decode()
+    assert "registrator_serve_entries 4.0" in metrics
+    assert "registrator_serve_hosts 2.0" in metrics
+    assert "registrator_serve_watching 1.0" in metrics
+    assert 'registrator_serve_http_responses_total{code="200"}' in metrics
 
 
 @both_stores

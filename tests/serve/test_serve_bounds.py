@@ -142,3 +142,24 @@ def test_thousands_of_held_reads_are_bounded(store, prefix, consumer):
     wait_until(lambda: b"registrator_serve_held_requests 0.0" in serve.get("/metrics")[2],
                timeout=30, message="every held slot given back")
     assert serve.process.alive()
+
+
+def test_hostile_values_are_answered_not_a_server_error(store, prefix, consumer):
+    # A lone surrogate (valid JSON escape, not encodable as UTF-8), control characters and
+    # markup in free-text fields.
+    raw = ('{"version": 1, "name": "web", "id": "w1", "address": "127.0.0.1", "port": 8080, '
+           '"protocol": "tcp", "tags": ["\\ud800", "a\\u0000b", "<b>x</b>"], '
+           '"meta": {"k\\ud800": "\\udfff", "nl": "a\\nb"}, "host": "h1", "container_id": "c", '
+           '"container_name": "/c", "image": "i", "health": "\\ud800", '
+           '"registered_at": "not a date"}')
+    store.view.put(f"{prefix}/services/web/w1", raw)
+    store.view.put(f"{prefix}/hosts/h1", '{"hostname": "h1", "labels": {"\\ud800": ['
+                   '"\\udfff"]}, "address": {"nested": true}, "ttl": "x"}')
+    serve = Serve(consumer, store, prefix)
+    wait_until(lambda: serve.json("/v1/services") == {"web": 1}, message="the entry")
+    for path in ("/v1/services/web", "/v1/prometheus/sd", "/v1/hosts", "/",
+                 "/ui/services/web", "/ui/hosts"):
+        status, _, body = serve.get(path)
+        assert status == 200, (path, body[:200])
+        body.decode("utf-8")  # valid UTF-8 whatever the store held
+    assert serve.process.alive()

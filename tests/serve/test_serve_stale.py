@@ -72,3 +72,25 @@ def test_etcd_compaction_while_cut_off_reads_again(etcd, prefix, consumer):
         assert serve.process.logged("store answers again; reading the registry again")
     finally:
         proxy.cut()
+
+
+@both_stores
+def test_before_the_first_read_answers_are_503_not_empty(store, prefix, consumer):
+    """A serve started while the store is down has no copy: an empty answer would be wrong
+    (Prometheus would drop every target), so it says 503 until the first read."""
+    put(store, prefix, record("web", "w1", 8080))
+    proxy = Proxy(("127.0.0.1", store.port))
+    proxy.cut()
+    try:
+        serve = Serve(consumer, store, prefix, via=_via(store, proxy), ready=False)
+        wait_until(lambda: serve.get("/healthz")[0] == 503, timeout=30, message="serve up")
+        for path in ("/v1/services", "/v1/services/web", "/v1/hosts", "/v1/prometheus/sd"):
+            status, headers, _ = serve.get(path)
+            assert status == 503, path
+            assert headers["retry-after"] == "1"
+        proxy.restore()
+        wait_until(lambda: serve.get("/v1/services")[0] == 200, timeout=30,
+                   message="answers once the store was read")
+        assert _ids(serve) == ["w1"]
+    finally:
+        proxy.cut()

@@ -11,6 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "consumers"))
 
 from consumer_support import HAPROXY, HAProxy, Process
+from harness import new_prefix
 
 
 @pytest.fixture
@@ -41,3 +42,10 @@ def haproxy(tmp_path):
     yield start
     for proxy in started:
         proxy.stop()
+
+
+@pytest.fixture
+def prefix(etcd):
+    name = new_prefix()
+    yield name
+    etcd.view.delete_prefix(name + "/")

@@ -62,8 +62,9 @@ def dig(port: int, name: str, rdtype: str = "A", *options: str, host: str = "127
     return done.stdout + done.stderr
 
 
-def short(port: int, name: str, rdtype: str = "A", *options: str) -> list[str]:
-    return sorted(dig(port, name, rdtype, "+short", *options).split("\n")[:-1])
+def short(port: int, name: str, rdtype: str = "A", *options: str,
+          host: str = "127.0.0.1") -> list[str]:
+    return sorted(dig(port, name, rdtype, "+short", *options, host=host).split("\n")[:-1])
 
 
 def status(output: str) -> str:

@@ -162,3 +162,18 @@ def _read_tcp_message(sock):
 
     (size,) = struct.unpack(">H", exactly(2))
     return dns.message.from_wire(exactly(size))
+
+
+def test_ipv6_listener(state):
+    need_dig()
+    try:
+        srv = DnsServer(state.current, state.subscribe, host="::1").start()
+    except OSError as exc:
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+    try:
+        assert short(srv.port, "web.service.registrator", "A", host="::1") == \
+            ["127.0.0.11", "127.0.0.12"]
+        assert status(dig(srv.port, "web.service.registrator", "AAAA", "+tcp", host="::1")) \
+            == "NOERROR"
+    finally:
+        srv.stop()

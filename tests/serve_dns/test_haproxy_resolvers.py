@@ -1,7 +1,7 @@
 """HAProxy's own resolver following `registrator serve --dns` (examples/haproxy-dns): real
-dockerd, the real daemon, real etcd, serve, and a real HAProxy 2.6 (master-worker, its own
-pid file and stats socket, loopback ports). Containers come and go; HAProxy routes to them
-with NO reload at all: its worker is the same process from start to end."""
+dockerd, the real daemon, real etcd or ZooKeeper, serve, and a real HAProxy 2.6
+(master-worker, its own pid file and stats socket, loopback ports). Containers come and go;
+HAProxy routes to them with NO reload at all: its worker is the same process throughout."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 from consumer_support import ROOT, ClientLoop, get
 from dns_support import free_dns_port, need_dig, short
 from harness import free_port, published_port, wait_until
+from zk_harness import both_stores
 
 CFG = ROOT / "examples" / "haproxy-dns" / "haproxy.cfg"
 LOCAL = ("127.0.0.1", None)
@@ -71,12 +72,12 @@ def measured(text):
 
 
 @pytest.fixture
-def lb(etcd, start_daemon, consumer, haproxy, tmp_path):
+def lb(store, start_daemon, consumer, haproxy, tmp_path):
     need_dig()
     name = f"hd{uuid.uuid4().hex[:8]}"
     daemon = start_daemon()
     dns_port, lb_port = free_dns_port(), free_port()
-    serve = consumer("serve", "--etcd-endpoints", etcd.endpoint, "--prefix", daemon.prefix,
+    serve = consumer("serve", *store.daemon_args(), "--prefix", daemon.prefix,
                      "--dns", f"127.0.0.1:{dns_port}")
     wait_until(lambda: short(dns_port, f"{daemon.hostname}.node.registrator"), timeout=20,
                message="serve answering")
@@ -97,6 +98,7 @@ def lb(etcd, start_daemon, consumer, haproxy, tmp_path):
     return out
 
 
+@both_stores
 def test_haproxy_follows_containers_by_dns_with_no_reload(lb, containers):
     assert body_or_none(lb.port) is None  # nothing registered: 503
     assert servers(lb.sock) == set()

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from registrator.serve.dns import DnsServer, parse_domain
-from registrator.serve.dns_wire import parse_fast, parse_slow
+from registrator.serve.dns_wire import parse_fast, parse_slow, udp_limit
 from registrator.serve.dns_zone import id_hash
 
 
@@ -151,6 +151,10 @@ def test_the_client_spelling_id_rd_and_edns_come_back(server):
     assert ask(server, "web.service.registrator.").flags & dns.flags.RD
 
 
+def addr(e):
+    return f"{id_hash(e['id'])}.addr.registrator."
+
+
 def test_a_change_is_answered_at_once_and_unchanged_services_keep_their_answers(server):
     ask(server, "web.service.registrator.", "SRV")
     kept = server.answers().zone.services["web"]
@@ -161,6 +165,10 @@ def test_a_change_is_answered_at_once_and_unchanged_services_keep_their_answers(
     assert records(ask(server, "big.service.registrator.")) == ["10.9.9.9"]
     assert records(ask(server, "new.service.registrator.")) == ["10.2.2.2"]
     assert server.answers().zone.services["web"] is kept
+    # The SRV targets' names follow: the moved instances' go, the new and kept ones answer.
+    assert ask(server, addr(SNAP.services["big"][1])).rcode() == dns.rcode.NXDOMAIN
+    assert records(ask(server, addr(moved.services["big"][0]))) == ["10.9.9.9"]
+    assert records(ask(server, addr(WEB[1]))) == ["10.0.0.2"]
     server.changed(Snap(9, {}, []))
     assert ask(server, "web.service.registrator.").rcode() == dns.rcode.NXDOMAIN
 
@@ -224,3 +232,37 @@ def test_domain_is_checked():
     for bad in (".", "a..b", "x" * 64 + ".com"):
         with pytest.raises(ValueError, match="domain"):
             parse_domain(bad)
+
+
+def test_empty_non_terminals_are_nodata_not_nxdomain(server):
+    """RFC 8020: NXDOMAIN says nothing exists below; these names have children."""
+    for name in ("service.registrator.", "node.registrator.", "addr.registrator.",
+                 "_tcp.service.registrator.", "h2.node.registrator."):
+        response = ask(server, name)
+        assert response.rcode() == dns.rcode.NOERROR, name
+        assert not response.answer
+        assert [rr.rdtype for rr in response.authority] == [dns.rdatatype.SOA]
+
+
+def test_before_the_store_was_read_once_the_answer_is_servfail_not_nxdomain():
+    """serve binds DNS before its first read of the store: 'no such name' then would be a
+    lie a resolver may act on (HAProxy drops the servers); SERVFAIL says 'ask again'."""
+
+    @dataclass(frozen=True)
+    class Unloaded(Snap):
+        loaded: bool = False
+
+    srv = DnsServer(lambda: SNAP, lambda _cb: None)
+    srv.changed(Unloaded(0, {}, []))
+    assert ask(srv, "web.service.registrator.").rcode() == dns.rcode.SERVFAIL
+    assert ask(srv, "example.com.").rcode() == dns.rcode.REFUSED
+    srv.changed(SNAP)  # a snapshot without the flag (a fake, or an older state): loaded
+    assert records(ask(srv, "web.service.registrator.")) == ["10.0.0.1", "10.0.0.2"]
+
+
+def test_udp_answers_fit_in_one_datagram():
+    """An EDNS client may offer 65535 bytes; a UDP datagram holds 65507 (IPv4): past that
+    sendto fails and the client would get nothing instead of TC."""
+    query = parse_fast(dns.message.make_query("a.registrator.", "A", use_edns=0,
+                                              payload=65535).to_wire())
+    assert udp_limit(query) == 65507
