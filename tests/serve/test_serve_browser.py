@@ -120,3 +120,19 @@ def test_web_view_in_a_real_browser(etcd, prefix, consumer, browser):
         assert _no_overflow(browser), f"{path} is wider than a phone"
         _shot(browser, name)
     assert browser.execute_script("return window.__pwned === undefined")
+
+
+def test_a_change_before_the_event_stream_opened_is_shown(etcd, prefix, consumer, browser):
+    """The page knows the revision it was rendered from: a change that lands between the
+    page and its event stream is fetched as soon as the stream opens."""
+    put(etcd, prefix, record("web", "w1", 8080))
+    serve = Serve(consumer, etcd, prefix)
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/ui/events*"]})
+    browser.get(f"http://127.0.0.1:{serve.port}/")
+    wait_until(lambda: "web" in browser.find_element("id", "main").text, message="the page")
+    put(etcd, prefix, record("late", "l1", 8081))
+    wait_until(lambda: "late" in serve.json("/v1/services"), message="late in the copy")
+    browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+    wait_until(lambda: "late" in browser.find_element("id", "main").text, timeout=20,
+               message="the change shown once the stream opened")

@@ -6,7 +6,9 @@
   var main = document.getElementById("main");
   var live = document.getElementById("live");
   if (!main || !window.EventSource) { return; }
-  var last = null;
+  // What this page was rendered from; the stream's first line may already be newer (a
+  // change between the page and the stream): then it is fetched again at once.
+  var last = main.getAttribute("data-state");
   var busy = false;
   var again = false;
 
@@ -34,12 +36,21 @@
     }
   }
 
-  var events = new EventSource(main.getAttribute("data-events"));
-  events.onopen = function () { live.className = "live on"; };
-  events.onerror = function () { live.className = "live"; };
-  events.onmessage = function (e) {
-    if (last !== null && e.data !== last) { refresh(); }
-    last = e.data;
-  };
+  function connect() {
+    var events = new EventSource(main.getAttribute("data-events"));
+    events.onopen = function () { live.className = "live on"; };
+    events.onerror = function () {
+      live.className = "live";
+      // The browser retries a dropped stream by itself, but gives up on an answer that is
+      // not a stream (a 429 when serve holds too many, a proxy's error page): try again.
+      if (events.readyState === EventSource.CLOSED) { setTimeout(connect, 3000); }
+    };
+    events.onmessage = function (e) {
+      if (e.data !== last) { refresh(); }
+      last = e.data;
+    };
+  }
+
+  connect();
   setInterval(ages, 5000);
 })();
