@@ -4,12 +4,15 @@ held open."""
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import time
 
 from harness import wait_until
 from serve_support import Serve, put, record
+
+from registrator.serve.pages import MAX_ROWS
 
 
 def _raw(port, data, timeout=10.0):
@@ -104,3 +107,26 @@ def test_sigterm_with_held_reads_and_streams_exits_0_promptly(etcd, prefix, cons
     assert took < 10, f"SIGTERM took {took:.1f}s with requests held"
     # Ended by serve, not cancelled by uvicorn after its grace period (a traceback each).
     assert "timeout graceful shutdown exceeded" not in serve.process.log_path.read_text()
+
+
+def test_the_page_of_a_service_with_thousands_of_instances_is_bounded(etcd, prefix, consumer):
+    # Before: every instance was a row. 20,000 instances made a 16 MB page that took over a
+    # second of the event loop to render, during which no other request (API, held reads)
+    # was answered; and every open tab fetched it again at every change in the registry.
+    client = etcd.view.client
+    count = 1500
+    for start in range(0, count, 100):
+        client.transaction(compare=[], failure=[], success=[
+            client.transactions.put(f"{prefix}/services/big/b{i:05d}", json.dumps(
+                record("big", f"b{i:05d}", 8000, address=f"10.0.{i // 250}.{i % 250}")))
+            for i in range(start, min(count, start + 100))])
+    serve = Serve(consumer, etcd, prefix)
+    wait_until(lambda: serve.json("/v1/services") == {"big": count}, timeout=30,
+               message="every instance in the copy")
+    status, _, body = serve.get("/ui/services/big")
+    assert status == 200
+    page = body.decode()
+    assert page.count('<td data-label="Address">') == MAX_ROWS
+    assert f"{MAX_ROWS} of {count}" in page
+    assert "/v1/services/big" in page  # where the whole list is
+    assert len(serve.json("/v1/services/big")) == count  # the API is not cut
