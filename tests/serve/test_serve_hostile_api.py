@@ -3,8 +3,10 @@ change what the others are answered."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
+from pathlib import Path
 
 from harness import Proxy, wait_until
 from serve_support import Serve, put, record
@@ -61,3 +63,31 @@ def _held(serve):
     text = serve.get("/metrics")[2].decode()
     line = next(x for x in text.splitlines() if x.startswith("registrator_serve_held_requests"))
     return int(float(line.split()[1]))
+
+
+def _rss_mb(pid):
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmRSS:")[1].split()[0]) / 1024
+
+
+def test_requests_for_long_unknown_names_do_not_grow_memory(etcd, prefix, consumer):
+    # Before: every answer was cached under its request's parameters until the next change,
+    # up to 4,096 of them: names of 15 KB (the head allows 16) took ~60 MB per 4,000
+    # requests, from one client in a few seconds, held while the registry was quiet.
+    put(etcd, prefix, record("web", "w1", 8080))
+    serve = Serve(consumer, etcd, prefix)
+    pid = serve.process.proc.pid
+    conn = http.client.HTTPConnection("127.0.0.1", serve.port, timeout=10)
+    for i in range(200):  # warm up (allocator, routes) before the first measure
+        conn.request("GET", f"/v1/services/w{i:05d}")
+        conn.getresponse().read()
+    before = _rss_mb(pid)
+    for i in range(3000):
+        conn.request("GET", f"/v1/services/{i:05d}" + "x" * 15000)
+        response = conn.getresponse()
+        assert response.read() == b"[]"
+    conn.close()
+    grown = _rss_mb(pid) - before
+    print(f"RSS grew {grown:.1f} MB")  # noqa: T201
+    assert grown < 15, f"RSS grew {grown:.0f} MB"
+    assert [e["id"] for e in serve.json("/v1/services/web")] == ["w1"]
