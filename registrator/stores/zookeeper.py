@@ -30,6 +30,7 @@ from registrator.stores import zookeeper_watch
 from registrator.stores.base import MAX_TXN_OPS, ChangeStream, KeyValue, batches
 from registrator.stores.zookeeper_base import (
     KEY_REFUSED,
+    ZxidReset,
     ancestors,
     converted,
     delete_value,
@@ -59,6 +60,7 @@ class ZooKeeperStore:
         self._client: KazooClient | None = None
         self._lock = threading.Lock()
         self._timeout = settings.session_timeout
+        self._zxid_reset = ZxidReset()
         self._lost: set[int] = set()  # sessions kazoo reported expired
         self._current = 0  # the session of the last connection (kazoo forgets it when cut)
         self._granted = 0  # a session handed out as a lease and not revoked
@@ -67,8 +69,7 @@ class ZooKeeperStore:
         self._ours: set[str] = set()  # written by the worker, read by the keepalive thread
         self._ours_lock = threading.Lock()
         self._parents: set[str] = set()  # persistent parents known to exist
-        # Ephemeral znodes of other sessions seen by reads: what revoke_lease of such a
-        # session deletes (no client can close another's session).
+        # Others' ephemeral znodes seen by reads: what revoke_lease of their session deletes.
         self._foreign: dict[int, set[str]] = {}
         self.views = zookeeper_watch.Views()
 
@@ -124,6 +125,7 @@ class ZooKeeperStore:
     def _state_changed(self, client: KazooClient, state: str) -> None:
         """kazoo's thread: a LOST session stays lost (its ephemerals are gone), even though
         kazoo goes on to open a new one."""
+        self._zxid_reset.changed(client, state == KazooState.SUSPENDED, self._timeout + 1)
         if state == KazooState.CONNECTED and client.client_id:
             session = int(client.client_id[0])
             if self._current and session != self._current:
@@ -161,8 +163,7 @@ class ZooKeeperStore:
 
     @converted
     def grant_lease(self, ttl: int) -> int:
-        if ttl != self._timeout:
-            # The session timeout is fixed when the session is made: open one with `ttl`.
+        if ttl != self._timeout:  # fixed when the session is made: open one with `ttl`
             self.close()
             self._timeout = ttl
         client = self.client

@@ -1,9 +1,10 @@
-"""What both ZooKeeper modules share: kazoo's exceptions turned into registrator's, and what
-counts as a key."""
+"""What both ZooKeeper modules share: kazoo's exceptions turned into registrator's, what
+counts as a key, and the way back to a server that lost its data."""
 
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
@@ -99,3 +100,30 @@ def ancestors(key: str) -> list[str]:
 
 def op_weight(op: tuple[str, str | None]) -> int:
     return len(op[0].encode()) + len((op[1] or "").encode()) + 64
+
+
+class ZxidReset:
+    """A ZooKeeper server refuses a client that has seen a later transaction id (zxid) than
+    its own: after a server came back with its data wiped (an empty data directory), kazoo,
+    offering the old server's last zxid at every attempt, never reconnects. Once cut off for
+    longer than the session timeout (the session is gone by then anyway), the next attempt
+    offers zxid 0: the server expires the old session and kazoo opens a new one."""
+
+    def __init__(self) -> None:
+        self._timer: threading.Timer | None = None
+
+    def changed(self, client: KazooClient, suspended: bool, after: float) -> None:
+        """kazoo's state listener: suspended (the connection is lost), or not; `after` is
+        the session timeout plus a margin."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if suspended:
+            self._timer = threading.Timer(after, self._reset, (client,))
+            self._timer.daemon = True
+            self._timer.start()
+
+    @staticmethod
+    def _reset(client: KazooClient) -> None:
+        if not client.connected:
+            client.last_zxid = 0
