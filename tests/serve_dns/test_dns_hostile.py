@@ -4,8 +4,11 @@ that takes every TCP slot."""
 
 from __future__ import annotations
 
+import gc
 import socket
+from pathlib import Path
 
+import dns.message
 import pytest
 from dns_support import FakeState, Snap, dig, entry, need_dig, short, status
 from harness import wait_until
@@ -92,3 +95,29 @@ def test_one_address_taking_every_tcp_slot_does_not_lock_out_the_others(server):
     finally:
         for sock in hog:
             sock.close()
+
+
+def _rss_mb():
+    status = Path("/proc/self/status").read_text()
+    return int(status.split("VmRSS:")[1].split()[0]) / 1024
+
+
+def test_random_long_names_do_not_grow_memory():
+    # Before: up to 50,000 answers were kept per snapshot whatever their size: random
+    # names near 255 bytes (a "water torture" flood) kept ~15 MB per 20,000 (~38 MB at the
+    # 50,000 bound) until the next change.
+    state = FakeState(Snap(3, {"web": WEB}, HOSTS))
+    srv = DnsServer(state.current, state.subscribe)
+    srv.changed(state.current())
+    srv.handle(dns.message.make_query("web.service.registrator", "A").to_wire(), udp=True)
+    gc.collect()
+    before = _rss_mb()
+    tail = ".".join(["b" * 63] * 2 + ["c" * 30]) + ".service.registrator"
+    for i in range(20_000):
+        query = dns.message.make_query(f"{i:06d}{'a' * 57}.{tail}", "A", id=i & 0xFFFF)
+        answer = srv.handle(query.to_wire(), udp=True)
+        assert answer is not None
+        assert answer[3] & 0x0F == 3  # NXDOMAIN
+    gc.collect()
+    grown = _rss_mb() - before
+    assert grown < 8, f"RSS grew {grown:.0f} MB"
