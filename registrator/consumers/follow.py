@@ -1,7 +1,8 @@
 """A registry copy kept in step with the store by a watch, not by polling: one read, then a
-watch from the revision after it. A broken stream (store restart, outage) is resumed from the
-last revision seen, with backoff, so an outage never becomes a busy loop; when the history it
-needs was compacted away, the prefix is read again and the difference reported as changes."""
+watch from the revision after it. After a broken stream (store restart, outage), with backoff
+so an outage never becomes a busy loop, and when the history it needs was compacted away, the
+prefix is read again and the difference reported as changes (a store back with less data, or
+none, is then seen as it is)."""
 
 from __future__ import annotations
 
@@ -63,6 +64,9 @@ class Follower:
                 if need_read:
                     changes = self._read_all()
                     need_read = False
+                    if self._failing:
+                        log.info("store answers again; reading the registry again",
+                                 revision=self.revision, changed=len(changes))
                     if first or changes:
                         notify(changes, first)
                     first = False
@@ -73,6 +77,12 @@ class Follower:
             except (StoreUnavailableError, StoreError) as exc:
                 self._unwatched()
                 self.problem = f"store unreachable: {exc}"[:300]
+                # Resume by reading the prefix again, not by watching from our revision: a
+                # store that came back empty (data wiped, restored from an older backup) is
+                # below that revision, and etcd holds a watch on a future revision open
+                # without a word, so the old copy would be served as current forever. The
+                # read reports only what differs from the copy, as after a compaction.
+                need_read = True
                 if not self._failing:
                     log.warning("store unreachable; retrying with backoff", reason=str(exc))
                 self._failing = True
@@ -104,6 +114,8 @@ class Follower:
             self._digests = digests
             self.registry.load(now.items())
             self.revision = revision
+        # A whole read just done: the copy is current (not stale) even before the watch opens.
+        self.unwatched_since = None
         return changes
 
     def _follow(self, notify: Notify) -> None:
