@@ -47,6 +47,7 @@ class Follower:
         self._stream: ChangeStream | None = None
         self._backoff = (backoff_min, backoff_max)
         self._failing, self._delay = False, backoff_min  # run()'s, kept across its calls
+        self._back_said = False  # "store answers again" logged for this outage
         self._silent_watch = silent_watch
 
     def stop(self) -> None:
@@ -64,7 +65,10 @@ class Follower:
                 if need_read:
                     changes = self._read_all()
                     need_read = False
-                    if self._failing:
+                    if self._failing and not self._back_said:
+                        # Said once per outage: a store that answers reads while its watch
+                        # keeps failing would say it at every retry.
+                        self._back_said = True
                         log.info("store answers again; reading the registry again",
                                  revision=self.revision, changed=len(changes))
                     if first or changes:
@@ -84,6 +88,7 @@ class Follower:
                 # read reports only what differs from the copy, as after a compaction.
                 need_read = True
                 if not self._failing:
+                    self._back_said = False
                     log.warning("store unreachable; retrying with backoff", reason=str(exc))
                 self._failing = True
                 self.stop_event.wait(self._delay)
@@ -98,7 +103,7 @@ class Follower:
     def _recovered(self) -> None:
         """A watch is open again: the next failure is a new one, said again and retried
         soon (a backoff left long from an outage at start made a failover wait too)."""
-        if self._failing:
+        if self._failing and not self._back_said:
             log.info("store answers again; watching", revision=self.revision)
         self._failing, self._delay, self.problem = False, self._backoff[0], None
 

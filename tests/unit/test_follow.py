@@ -115,8 +115,9 @@ def test_an_open_watch_ends_the_outage_and_a_later_break_is_a_new_one():
     """A watch opened after an outage at start resets the backoff (a later failover must not
     wait out the grown delay) and says so; the next break is warned about again."""
     down = [StoreUnavailableError("down") for _ in range(4)]
+    # Every break is followed by a read of the prefix (a store may come back empty).
     store = ScriptedStore(
-        reads=[([], 5)],
+        reads=[([], 5)] * 5 + [([kv("/r/x", "1")], 6)],
         streams=[*down, Stream([[Change("put", "/r/x", b"1", 6)], StoreUnavailableError("b")]),
                  Stream([[Change("put", "/r/y", b"1", 7)]])])
     follower = Follower(store, KEYS, backoff_min=0.01, backoff_max=0.05)
@@ -125,7 +126,7 @@ def test_an_open_watch_ends_the_outage_and_a_later_break_is_a_new_one():
     assert seen[2] == (False, [("put", "y")])
     events = [e["event"] for e in logs if e["event"].startswith("store")]
     assert events == ["store unreachable; retrying with backoff",
-                      "store answers again; watching",
+                      "store answers again; reading the registry again",
                       "store unreachable; retrying with backoff",
-                      "store answers again; watching"]
+                      "store answers again; reading the registry again"]
     assert follower.problem is None
