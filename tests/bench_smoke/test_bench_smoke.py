@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = {"quiet_loop", "latency", "burst", "cold_start", "liveness_few", "liveness_many",
             "recovery", "footprint_idle", "footprint_after_burst", "footprint_many", "fleet",
-            "machine", "zookeeper", "footprint"}
+            "machine", "zookeeper", "footprint", "peers"}
 
 
 def test_quick_bench_runs_and_writes_every_section(tmp_path):
@@ -31,3 +31,6 @@ def test_quick_bench_runs_and_writes_every_section(tmp_path):
     assert result["footprint"]["after"]["rss_mb"] > 0
     assert "exec -> last entry" in done.stdout
     assert "zookeeper: event -> visible p50" in done.stdout
+    # CI has no peer binaries (issue 24): the section says so and the rest runs as before.
+    assert result["peers"] == {"skipped": "not built"}
+    assert "peers: not built" in done.stdout

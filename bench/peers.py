@@ -1,0 +1,96 @@
+"""The side-by-side with the peer programs (issue 24): gliderlabs/registrator against our
+daemon, confd against our `render`, in one run, with the binaries built by
+shared/peers/build.sh (`python -m bench --peers DIR`, DIR holding `registrator` and
+`confd`). The order keeps the container count bounded: latency (etcd, then ZooKeeper) fills
+the fleet towards the cold start's size; the liveness windows shrink it to the few; each
+daemon's burst is removed again before the next."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from env import LABEL
+from peers_daemon import Side, burst, cold, etcd_floor, fill, latency, summary
+from peers_env import PeerBench, PeerEtcd
+from peers_liveness import run_liveness
+from peers_render import run_render
+from sections import StartTimes
+from zk_harness import ZooKeeperServer, zookeeper_available
+from zookeeper import zk_floor
+
+import registrator
+
+FULL = {"latency": 50, "cold": 300, "cold_rounds": 3, "few": 50, "burst": 200,
+        "window": 30.0, "churn_every": 1.0, "render": ((100, 100), (10000, 30)),
+        "render_burst": 200}
+QUICK = {"latency": 3, "cold": 8, "cold_rounds": 1, "few": 4, "burst": 4, "window": 3.0,
+         "churn_every": 1.0, "render": ((20, 4),), "render_burst": 10}
+BINARIES = ("registrator", "confd")
+
+
+def not_built(peers: Path | None) -> str | None:
+    """Why the peers cannot run (None: they can)."""
+    if peers is None:
+        return "not built"
+    missing = [name for name in BINARIES if not (peers / name).is_file()]
+    return f"not built ({', '.join(missing)} missing in {peers})" if missing else None
+
+
+def versions(peers: Path) -> dict[str, str]:
+    def ask(*argv: str) -> str:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+        return (done.stdout + done.stderr).strip().splitlines()[0]
+
+    return {"gliderlabs/registrator": ask(str(peers / "registrator"), "-version"),
+            "confd": ask(str(peers / "confd"), "-version"),
+            "ours": registrator.__version__}
+
+
+def run_peers(peers: Path, sizes: dict[str, Any], tmp: Path, name_prefix: str,
+              ) -> dict[str, Any]:
+    out: dict[str, Any] = {"versions": versions(peers), "sizes": sizes,
+                           "container_label": LABEL}
+    b = PeerBench(name_prefix)
+    starts = StartTimes(b)
+    binary = peers / "registrator"
+    ga, oa = PeerEtcd(), PeerEtcd()
+    zg = zo = None
+    try:
+        etcd = [Side(b, "gliderlabs", ga, binary, tmp), Side(b, "ours", oa, binary, tmp)]
+        n = int(sizes["latency"])
+        out["latency"] = {"floor": etcd_floor(b, starts, n),
+                          **{s.who: latency(b, starts, s, n, f"lat-{s.who[:2]}") for s in etcd}}
+        zks: list[Side] = []
+        problem = zookeeper_available()
+        if problem is None:
+            zg, zo = ZooKeeperServer().start(), ZooKeeperServer().start()
+            zks = [Side(b, "gliderlabs", zg, binary, tmp), Side(b, "ours", zo, binary, tmp)]
+            out["zk_latency"] = {
+                "floor": summary(zk_floor(b, starts, zg, n)),
+                **{s.who: latency(b, starts, s, n, f"zlat-{s.who[:2]}") for s in zks}}
+        else:
+            out["zookeeper_skipped"] = problem
+        fill(b, int(sizes["cold"]))
+        out["cold"] = cold(b, etcd, int(sizes["cold_rounds"]), "cold")
+        if zks:
+            out["zk_cold"] = cold(b, zks, int(sizes["cold_rounds"]), "zcold")
+        out["liveness"] = run_liveness(b, binary, tmp, sizes,
+                                       (zg, zo) if zg is not None and zo is not None else None)
+        out["burst"] = {s.who: burst(b, starts, s, int(sizes["burst"]), f"bu-{s.who[:2]}")
+                        for s in etcd}
+        if zks:
+            out["zk_burst"] = {s.who: burst(b, starts, s, int(sizes["burst"]),
+                                            f"zbu-{s.who[:2]}") for s in zks}
+    finally:
+        for store in (ga, oa, zg, zo):
+            if store is not None:
+                store.stop()
+        starts.close()
+        b.close()
+    out["render"] = run_render(peers, sizes, tmp)
+    return out
+
+
+__all__ = ["FULL", "QUICK", "not_built", "run_peers"]
