@@ -128,24 +128,37 @@ class V2Watch:
     def __init__(self, etcd: PeerEtcd, prefix: str) -> None:
         self.seen: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._prefix = prefix
-        self._conn = http.client.HTTPConnection("127.0.0.1", etcd.server.port)
+        self._prefix, self._port = prefix, etcd.server.port
+        self._conn = http.client.HTTPConnection("127.0.0.1", self._port, timeout=30)
         self._conn.request("GET", "/v2/keys/")
         response = self._conn.getresponse()
         response.read()
         self._index = int(response.getheader("X-Etcd-Index", "0")) + 1
         self._closed = False
+        self.reconnects = 0
         threading.Thread(target=self._run, daemon=True).start()
 
+    def _poll(self) -> dict[str, Any] | None:
+        """One long poll; None when it ended without an event (a timeout, a dropped
+        connection: the next poll reconnects and asks from the same index again)."""
+        try:
+            self._conn.request("GET", f"/v2/keys{self._prefix}?wait=true&recursive=true"
+                               f"&waitIndex={self._index}")
+            return dict(json.loads(self._conn.getresponse().read()))
+        except Exception:  # noqa: BLE001 - http.client fails in many ways on a dropped line
+            self._conn.close()
+            self._conn = http.client.HTTPConnection("127.0.0.1", self._port, timeout=30)
+            self.reconnects += 1
+            return None
+
     def _run(self) -> None:
-        while not self._closed:
-            try:
-                self._conn.request("GET", f"/v2/keys{self._prefix}?wait=true&recursive=true"
-                                   f"&waitIndex={self._index}")
-                body = json.loads(self._conn.getresponse().read())
-            except (OSError, ValueError, http.client.HTTPException):
-                return  # close() shut the socket (or etcd went away with the bench)
+        for _ in range(1_000_000):  # bounded: far more events than any bench section makes
+            if self._closed:
+                return
+            body = self._poll()
             now = time.time_ns()
+            if body is None:
+                continue
             if "node" not in body:  # 401 "event index cleared": too far behind
                 return
             node = body["node"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from peers_memory import rows as memory_rows
+
 GL, OURS = "gliderlabs", "ours"
 
 
@@ -33,6 +35,8 @@ def daemon_rows(r: dict[str, Any], *, zk: bool) -> list[list[str]]:
                  f"{cold[GL]['rss_mb']:.1f}", f"{cold[OURS]['rss_mb']:.1f}", "",
                  _ratio(cold[OURS]["rss_mb"], cold[GL]["rss_mb"])])
     b = burst[GL]["containers"]
+    rows.append([f"burst of {b} starts: entries stored", str(burst[GL]["stored"]),
+                 str(burst[OURS]["stored"]), "", ""])
     rows.append([f"burst of {b} starts: last event -> last entry (s)",
                  f"{burst[GL]['last_event_to_last_key_s']:.3f}",
                  f"{burst[OURS]['last_event_to_last_key_s']:.3f}", "",
@@ -138,6 +142,10 @@ def report(r: dict[str, Any]) -> str:
                             OURS, "ours/gl"], liveness_rows(live, "zookeeper"))]
     parts += ["", grid(["render against confd -watch (etcdv3)", "confd", OURS, "ours/confd"],
                        render_rows(r["render"]))]
+    if "memory" in r:
+        rss = live["few"][f"{OURS} (etcd)"]["rss_mb"]
+        parts += ["", grid(["where our daemon's memory goes (stretch goal)", "MB or ms"],
+                           memory_rows(r["memory"], rss))]
     parts += ["", "goals (issue 24):"]
     parts += [f"  {'PASS' if ok else 'MISS'}  {goal}: {why}" for goal, ok, why in goals(r)]
     return "\n".join(parts)
