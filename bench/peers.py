@@ -7,6 +7,7 @@ daemon's burst is removed again before the next."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -44,10 +45,12 @@ def not_built(peers: Path | None) -> str | None:
 def versions(peers: Path) -> dict[str, str]:
     def ask(*argv: str) -> str:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
-        return (done.stdout + done.stderr).strip().splitlines()[0]
+        return done.stdout + done.stderr
 
-    return {"gliderlabs/registrator": ask(str(peers / "registrator"), "-version"),
-            "confd": ask(str(peers / "confd"), "-version"),
+    # gliderlabs has no version flag: its usage message follows its start-up line.
+    started = re.search(r"Starting registrator (\S+)", ask(str(peers / "registrator"), "-h"))
+    return {"gliderlabs/registrator": started[1] if started else "?",
+            "confd": ask(str(peers / "confd"), "-version").strip().splitlines()[0],
             "ours": registrator.__version__}
 
 

@@ -34,6 +34,7 @@ class PeerBench(Bench):
         self.name_prefix = name_prefix
         self._made = 0
         self._lock = threading.Lock()
+        self.names: dict[str, str] = {}  # id -> name, of every container this run made
 
     def run(self, name: str) -> Any:
         with self._lock:  # names are unique; the same service name comes back per phase
@@ -45,6 +46,7 @@ class PeerBench(Bench):
             ports={"80/tcp": ("127.0.0.1", None)},
             labels={LABEL: self.tag, "registrator.name": name, "SERVICE_NAME": name})
         self.ids.append(c.id)
+        self.names[c.id] = c.name
         return c
 
     def remove(self, ids: list[str]) -> None:
@@ -122,50 +124,55 @@ class PeerEtcd:
 
 class V2Watch:
     """First-seen wall-clock time (ns) of every key set under a v2 prefix (env.Watch's twin):
-    one long poll after another on a kept-alive connection, each from the index after the
-    last event, so none is missed while the next poll is on its way."""
+    one streaming watch (`stream=true`: every event on one long response, as etcd's own v2
+    watchers get them), restarted from the index after the last event if the line drops."""
 
     def __init__(self, etcd: PeerEtcd, prefix: str) -> None:
         self.seen: dict[str, int] = {}
         self._lock = threading.Lock()
         self._prefix, self._port = prefix, etcd.server.port
-        self._conn = http.client.HTTPConnection("127.0.0.1", self._port, timeout=30)
+        self._conn = http.client.HTTPConnection("127.0.0.1", self._port, timeout=10)
         self._conn.request("GET", "/v2/keys/")
         response = self._conn.getresponse()
         response.read()
         self._index = int(response.getheader("X-Etcd-Index", "0")) + 1
         self._closed = False
         self.reconnects = 0
+        self._ready = threading.Event()
         threading.Thread(target=self._run, daemon=True).start()
+        self._ready.wait(10)
 
-    def _poll(self) -> dict[str, Any] | None:
-        """One long poll; None when it ended without an event (a timeout, a dropped
-        connection: the next poll reconnects and asks from the same index again)."""
-        try:
-            self._conn.request("GET", f"/v2/keys{self._prefix}?wait=true&recursive=true"
-                               f"&waitIndex={self._index}")
-            return dict(json.loads(self._conn.getresponse().read()))
-        except Exception:  # noqa: BLE001 - http.client fails in many ways on a dropped line
-            self._conn.close()
-            self._conn = http.client.HTTPConnection("127.0.0.1", self._port, timeout=30)
-            self.reconnects += 1
-            return None
-
-    def _run(self) -> None:
-        for _ in range(1_000_000):  # bounded: far more events than any bench section makes
-            if self._closed:
-                return
-            body = self._poll()
+    def _stream(self) -> None:
+        self._conn.request("GET", f"/v2/keys{self._prefix}?wait=true&recursive=true"
+                           f"&stream=true&waitIndex={self._index}")
+        response = self._conn.getresponse()
+        self._ready.set()
+        while line := response.readline():
             now = time.time_ns()
-            if body is None:
+            if not line.strip():
                 continue
-            if "node" not in body:  # 401 "event index cleared": too far behind
+            body = json.loads(line)
+            if "node" not in body:  # an error (401 "event index cleared"): start over
                 return
             node = body["node"]
             self._index = int(node["modifiedIndex"]) + 1
             if body.get("action") in {"set", "create", "update", "compareAndSwap"}:
                 with self._lock:
                     self.seen.setdefault(node["key"], now)
+
+    def _run(self) -> None:
+        for _ in range(10_000):  # bounded: reconnects after a drop or an idle timeout
+            if self._closed:
+                return
+            # http.client fails in many ways on a dropped line or an idle timeout; the
+            # next stream asks from the same index again, so no event is lost.
+            with contextlib.suppress(Exception):
+                self._stream()
+            self._conn.close()
+            if self._closed:
+                return
+            self._conn = http.client.HTTPConnection("127.0.0.1", self._port, timeout=10)
+            self.reconnects += 1
 
     def count(self, part: str = "") -> int:
         with self._lock:

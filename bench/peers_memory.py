@@ -23,7 +23,7 @@ PROBE = """
 import json, sys, tracemalloc
 trace = sys.argv[1] == "1"
 if trace:
-    tracemalloc.start(50)
+    tracemalloc.start(16)
 for name in sys.argv[2:]:
     __import__(name)
 rss = int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) / 1024
@@ -73,7 +73,7 @@ def memory() -> dict[str, Any]:
         "interpreter_rss_mb": _probe([])["rss_mb"],
         "alone_rss_mb": {name: _probe([name])["rss_mb"] for name in ALONE},
         "run_etcd": {**_probe(ETCD, trace=True), **_probe(ETCD)},
-        "run_zookeeper": {**_probe(ZK, trace=True), **_probe(ZK)},
+        "run_zookeeper": _probe(ZK),
         "import_ms_etcd": import_times(ETCD),
     }
 

@@ -60,6 +60,9 @@ def liveness_rows(live: dict[str, Any], store: str) -> list[list[str]]:
         w = live[window]
         gl, ours = w[f"{GL} ({store})"], w[f"{OURS} ({store})"]
         what = f"churn ({w['events']} events)" if window == "churn" else "idle"
+        rows.append([f"{w['services']} services, {what}: entries held (stale)",
+                     f"{gl['entries_total']} ({gl['stale']})",
+                     f"{ours['entries_total']} ({ours['stale']})", ""])
         for key, label, fmt in LIVE_FIELDS:
             if key not in gl:
                 continue
