@@ -54,6 +54,7 @@ def settings(flags: dict[str, Any]) -> ServeSettings:
     return ServeSettings(
         http=http, dns=dns, domain=domain,
         dns_ttl=_duration(flags["dns_ttl"], "--dns-ttl", zero=True),
+        dns_udp_max=flags["dns_udp_max"],
         http_cert=cert, http_key=key, show_config=flags["show_config"],
         stale_after=_duration(flags["stale_after"], "--stale-after", zero=False),
         metrics_addr=parse_metrics_addr(flags["metrics_addr"]))
@@ -66,6 +67,9 @@ def settings(flags: dict[str, Any]) -> ServeSettings:
 @_option("--dns", default=None, help="HOST:PORT for DNS over UDP and TCP (e.g. 127.0.0.1:8600).")
 @_option("--domain", default="registrator.", help="DNS domain served.")
 @_option("--dns-ttl", default="0s", type=DURATION, help="TTL of DNS answers.")
+@_option("--dns-udp-max", default=1232, type=click.IntRange(512, 65507),
+         help="Largest UDP answer in bytes, whatever size a client offers (a larger answer "
+         "is truncated and retried over TCP); raise it for resolvers that cannot use TCP.")
 @_option("--http-cert", default=None, help="TLS certificate (PEM) for --http.")
 @_option("--http-key", default=None, help="TLS key (PEM) for --http.")
 @_option("--show-config", is_flag=True,

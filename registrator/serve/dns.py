@@ -30,6 +30,7 @@ import structlog
 
 from registrator.serve.dns_answers import Answers
 from registrator.serve.dns_wire import (
+    OUR_PAYLOAD,
     TCP_MAX,
     Builder,
     Query,
@@ -68,13 +69,14 @@ class DnsServer:
             self, current: Callable[[], SnapshotLike], subscribe: Subscribe,
                  domain: str = "registrator.", ttl: float = 0, host: str = "127.0.0.1",
                  port: int = 0, *, max_tcp: int = 128, tcp_idle: float = 10.0,
-                 max_tcp_per_client: int = 16) -> None:
+                 max_tcp_per_client: int = 16, udp_max: int = OUR_PAYLOAD) -> None:
         self._current, self._subscribe = current, subscribe
         if not 0 <= ttl < 2**31:  # RFC 2181 8: a TTL is 0 to 2^31 - 1 seconds
             raise ValueError(f"DNS TTL {ttl!r} is out of range")
         # --dns-ttl is a duration (a float of seconds); DNS counts whole seconds.
         self.builder = Builder(parse_domain(domain), int(ttl))
         self.host, self.port = host, port
+        self.udp_max = udp_max
         self.max_tcp, self.tcp_idle = max_tcp, tcp_idle
         # Per source address too: one client opening connection after connection must not
         # take every slot (its own are refused, the others' are not).
@@ -132,7 +134,7 @@ class DnsServer:
                 if not isinstance(parsed, Query):
                     return parsed
                 query = parsed
-            return self.answers().respond(query, udp_limit(query) if udp else TCP_MAX)
+            return self.answers().respond(query, udp_limit(query, self.udp_max) if udp else TCP_MAX)
         except Exception as exc:  # noqa: BLE001 - one bad question must not stop the server
             log.warning("DNS query failed", error=repr(exc)[:300])
             return error_header(data, _SERVFAIL) if len(data) >= 12 else None

@@ -147,8 +147,12 @@ def finish(template: bytes, query: Query, limit: int) -> bytes:
                      query.qname, template[rest:rest + 4], opt))
 
 
-def udp_limit(query: Query) -> int:
-    return UDP_PLAIN if query.edns is None else min(max(UDP_PLAIN, query.edns), UDP_MAX)
+def udp_limit(query: Query, cap: int = OUR_PAYLOAD) -> int:
+    """How much one UDP answer may hold: 512 without EDNS, else the client's size cut to
+    `cap` (--dns-udp-max): a spoofed query must not draw a large answer at a victim."""
+    if query.edns is None:
+        return UDP_PLAIN
+    return min(max(UDP_PLAIN, query.edns), max(UDP_PLAIN, cap), UDP_MAX)
 
 
 class Builder:

@@ -42,6 +42,7 @@ class ServeSettings:
     show_config: bool
     stale_after: float
     metrics_addr: tuple[str, int] | None
+    dns_udp_max: int = 1232
 
 
 def serve(store: Store, keys: KeySpace, settings: ServeSettings) -> None:
@@ -97,7 +98,8 @@ def _dns_server(state: ServeState, settings: ServeSettings) -> Any:
     host, port = settings.dns
     try:
         return DnsServer(current=state.current, subscribe=state.subscribe,
-                         domain=settings.domain, ttl=settings.dns_ttl, host=host, port=port)
+                         domain=settings.domain, ttl=settings.dns_ttl, host=host, port=port,
+                         udp_max=settings.dns_udp_max)
     except ValueError as exc:  # a domain dnspython refuses, a TTL out of range
         raise ConfigError(f"--dns: {exc}") from None
 

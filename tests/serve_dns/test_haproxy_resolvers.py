@@ -78,7 +78,7 @@ def lb(store, start_daemon, consumer, haproxy, tmp_path):
     daemon = start_daemon()
     dns_port, lb_port = free_dns_port(), free_port()
     serve = consumer("serve", *store.daemon_args(), "--prefix", daemon.prefix,
-                     "--dns", f"127.0.0.1:{dns_port}")
+                     "--dns", f"127.0.0.1:{dns_port}", "--dns-udp-max", "8192")
     wait_until(lambda: short(dns_port, f"{daemon.hostname}.node.registrator"), timeout=20,
                message="serve answering")
     cfg = tmp_path / "haproxy.cfg"

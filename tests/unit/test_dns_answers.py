@@ -126,7 +126,14 @@ def test_udp_truncates_past_512_or_the_edns_size_and_tcp_answers_whole(server):
     small = ask(server, "big.service.registrator.", "SRV", edns=0, payload=1232)
     assert small.flags & dns.flags.TC
     assert small.edns == 0
-    large = ask(server, "big.service.registrator.", "SRV", edns=0, payload=8192)
+    # An EDNS size over --dns-udp-max (default 1232) is cut to it: a spoofed query must not
+    # draw a large answer at a victim (amplification).
+    capped = ask(server, "big.service.registrator.", "SRV", edns=0, payload=8192)
+    assert capped.flags & dns.flags.TC
+    wide = DnsServer(lambda: SNAP, lambda _cb: None, domain="Registrator", ttl=5,
+                     udp_max=8192)
+    wide.changed(SNAP)
+    large = ask(wide, "big.service.registrator.", "SRV", edns=0, payload=8192)
     assert not large.flags & dns.flags.TC
     assert len(large.answer[0]) == 60
     whole = ask(server, "big.service.registrator.", "SRV", udp=False)
@@ -265,4 +272,5 @@ def test_udp_answers_fit_in_one_datagram():
     sendto fails and the client would get nothing instead of TC."""
     query = parse_fast(dns.message.make_query("a.registrator.", "A", use_edns=0,
                                               payload=65535).to_wire())
-    assert udp_limit(query) == 65507
+    assert udp_limit(query, 65535) == 65507
+    assert udp_limit(query) == 1232
