@@ -214,7 +214,7 @@ class RenderLoop:
     def healthy(self) -> str | None:
         """None when /healthz should say ok, otherwise why not."""
         if not self.follower.watching.is_set():
-            return "not watching the registry"
+            return self.follower.problem or "not watching the registry"
         failing = [t.job.dest for t in self.items if not t.rendered_ok]
         owed = [t.job.dest for t in self.items if t.reload_pending]
         problems = ([f"last render failed: {', '.join(failing)}"] if failing else []) + (

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from registrator.cli import ENV, _consumer, _option, store_options
+from registrator.cli import DURATION, ENV, _consumer, _option, store_options
 from registrator.durations import seconds
 from registrator.errors import ConfigError
 from registrator.serve.run import ServeSettings, serve
@@ -65,12 +65,12 @@ def settings(flags: dict[str, Any]) -> ServeSettings:
          "and /healthz (e.g. 127.0.0.1:8500).")
 @_option("--dns", default=None, help="HOST:PORT for DNS over UDP and TCP (e.g. 127.0.0.1:8600).")
 @_option("--domain", default="registrator.", help="DNS domain served.")
-@_option("--dns-ttl", default="0s", help="TTL of DNS answers.")
+@_option("--dns-ttl", default="0s", type=DURATION, help="TTL of DNS answers.")
 @_option("--http-cert", default=None, help="TLS certificate (PEM) for --http.")
 @_option("--http-key", default=None, help="TLS key (PEM) for --http.")
 @_option("--show-config", is_flag=True,
          help="Also serve configuration values (encrypted ones stay hidden).")
-@_option("--stale-after", default="10s",
+@_option("--stale-after", default="10s", type=DURATION,
          help="/healthz turns 503 once the store has been unreachable this long.")
 @_option("--metrics-addr", default=None, help="host:port for /metrics and /healthz (besides "
          "--http's own).")

@@ -63,7 +63,7 @@ class Api:
         if stale is not None and stale > self.options.stale_after:
             return (f"store unreachable for {stale:.1f}s (over --stale-after "
                     f"{self.options.stale_after:g}s); answering from the copy of revision "
-                    f"{snap.revision}")
+                    f"{snap.revision}" + (f" ({self.state.problem})" if self.state.problem else ""))
         return None
 
     def cached(self, snap: Snapshot, key: tuple[str | None, ...], make: Callable[[], Any]) -> bytes:

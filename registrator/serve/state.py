@@ -88,6 +88,11 @@ class ServeState:
         since = self.follower.unwatched_since
         return None if since is None else max(self._clock() - since, 0.0)
 
+    @property
+    def problem(self) -> str | None:
+        """Why the watch is not open (the store's own words), None while it is."""
+        return self.follower.problem
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="registry-watch", daemon=True)
         self._thread.start()

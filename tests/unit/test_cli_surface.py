@@ -32,7 +32,7 @@ COMMAND_SCOPED = {("render", "wait"): "REGISTRATOR_RENDER_WAIT",
 # should print when nobody asks, and REGISTRATOR_LOG_LEVEL=debug is meant for all of them.
 SAME_MEANING = {"REGISTRATOR_LOG_LEVEL"}
 DURATION_FLAGS = {"ttl", "resync", "etcd_timeout", "cmd_timeout", "interval", "kill_timeout",
-                  "retry_for"}
+                  "retry_for", "dns_ttl", "stale_after"}
 
 
 def commands() -> list[tuple[str, click.Command]]:

@@ -7,7 +7,9 @@ import io
 import json
 import os
 import sys
+import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -18,7 +20,7 @@ from registrator.consumers.files import Outcome, install, run_command
 from registrator.consumers.jobs import job, load_config, parse_mode
 from registrator.consumers.ls import printable
 from registrator.consumers.registry import MAX_VALUE_BYTES, Registry
-from registrator.consumers.render import Template, render_all
+from registrator.consumers.render import RenderLoop, Template, render_all
 from registrator.errors import ConfigError
 from registrator.keys import KeySpace
 
@@ -354,3 +356,15 @@ def test_mode_of_existing_dest_is_kept(tmp_path):
 def test_printable_escapes_only_control_characters():
     assert printable("café web") == "café web"
     assert printable("a\x1b[2Jb\n") == "a\\x1b[2Jb\\n"
+
+
+def test_healthz_says_why_the_registry_is_not_watched(tmp_path):
+    """A store that refuses the session (a ZooKeeper server back empty) is named in
+    render's /healthz text, not only "not watching"."""
+    follower = SimpleNamespace(watching=threading.Event(), problem=None)
+    loop = RenderLoop(follower, list, always_ok)
+    assert loop.healthy() == "not watching the registry"
+    follower.problem = "store unreachable: zookeeper: the servers refused our session"
+    assert loop.healthy() == follower.problem
+    follower.watching.set()
+    assert loop.healthy() is None
