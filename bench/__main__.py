@@ -1,7 +1,8 @@
-"""python -m bench [--quick]: registrator against the floor, on real dockerd and etcd (and
-the latency and burst again with the daemon on ZooKeeper).
+"""python -m bench [--quick] [--peers DIR]: registrator against the floor, on real dockerd
+and etcd (and the latency and burst again with the daemon on ZooKeeper); with --peers, also
+side by side with gliderlabs/registrator and confd built into DIR (shared/peers/build.sh).
 
-Prints one table and writes it as JSON (bench/results/latest.json). --quick runs tiny
+Prints the tables and writes them as JSON (bench/results/latest.json). --quick runs tiny
 counts (a smoke run that keeps the code from rotting); the default is the full run."""
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ from fleet import fleet
 from fleet import table as fleet_table
 from footprint import compare as footprint_compare
 from footprint import rows as footprint_rows
+from peers import FULL as PEERS_FULL
+from peers import QUICK as PEERS_QUICK
+from peers import not_built, run_peers
+from peers_report import report as peers_report
 from sections import (
     MinimalRegistrator,
     StartTimes,
@@ -160,19 +165,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="tiny counts: a smoke run")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "latest.json"))
+    parser.add_argument("--peers", type=Path, metavar="DIR",
+                        help="folder with the built gliderlabs `registrator` and `confd`")
+    parser.add_argument("--peers-only", action="store_true",
+                        help="with --peers: only the side-by-side, not the floor sections")
+    parser.add_argument("--name-prefix", default="bench-",
+                        help="name prefix of the side-by-side's containers")
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     started = time.monotonic()
+    result: dict[str, Any] = {}
+    why_not = not_built(args.peers)
     with tempfile.TemporaryDirectory() as tmp:
-        result = run(sizes, Path(tmp))
+        if not (args.peers_only and why_not is None):
+            result = run(sizes, Path(tmp))
+        result["peers"] = {"skipped": why_not} if why_not is not None else run_peers(
+            args.peers, PEERS_QUICK if args.quick else PEERS_FULL, Path(tmp), args.name_prefix)
     result["machine"] = {"platform": platform.platform(), "python": platform.python_version(),
                          "cpus": os.cpu_count(), "quick": args.quick,
                          "duration_s": round(time.monotonic() - started, 1)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(table(result))
-    print()
-    print(fleet_table(result["fleet"]))
+    if "latency" in result:
+        print(table(result))
+        print()
+        print(fleet_table(result["fleet"]))
+        print()
+    print(peers_report(result["peers"]))
     print(f"\nwritten to {args.out}")
 
 

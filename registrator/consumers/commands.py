@@ -19,7 +19,7 @@ from registrator.consumers import ls as ls_mod
 from registrator.consumers import watch as watch_mod
 from registrator.consumers.follow import Follower
 from registrator.consumers.jobs import Job, job, load_config
-from registrator.consumers.process import Outcome, run_command
+from registrator.consumers.process import Outcome, run_command, stop_all
 from registrator.consumers.render import (
     ConfigFactory,
     Reloader,
@@ -88,9 +88,15 @@ def render(store: Store, keys: KeySpace, flags: dict[str, Any]) -> None:
     reload = _reloader(timeout)
     config = _config_factory(store, keys, flags)
     if flags["once"]:
+        _stop_on_signals(_stop_once)
         sys.exit(_once(store, keys, jobs, reload, timeout, config))
     loop = RenderLoop(Follower(store, keys), load_jobs, reload, timeout=timeout, config=config)
-    _stop_on_signals(loop.stop)
+
+    def stop() -> None:
+        loop.stop()
+        stop_all()  # a check or reload running now is ended too, not waited for
+
+    _stop_on_signals(stop)
     # SIGHUP: read the config file (or the flags' one template) again and render at once.
     signal.signal(signal.SIGHUP, lambda *_: loop.reread.set())
     server = _metrics_server(flags["metrics_addr"], loop)
@@ -99,6 +105,13 @@ def render(store: Store, keys: KeySpace, flags: dict[str, Any]) -> None:
     finally:
         if server is not None:
             server.stop()
+
+
+def _stop_once() -> None:
+    """SIGTERM/SIGINT to `render --once`: a check or reload running then is ended and the
+    run finishes at once, with exit 1; otherwise exit 1 right away, as before."""
+    if not stop_all():
+        sys.exit(1)
 
 
 def _config_factory(store: Store, keys: KeySpace, flags: dict[str, Any]) -> ConfigFactory:

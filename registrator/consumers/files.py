@@ -16,17 +16,28 @@ from pathlib import Path
 
 from registrator.consumers.process import DEFAULT_TIMEOUT, Outcome, run_command
 
-__all__ = ["DEFAULT_TIMEOUT", "Outcome", "current_text", "install", "run_command"]
+__all__ = ["DEFAULT_TIMEOUT", "Outcome", "holds", "install", "run_command",
+           "settle_mode"]
 
 
-def current_text(dest: str) -> str | None:
+def holds(dest: str, data: bytes) -> bool:
+    """Whether DEST holds exactly `data`, read a chunk at a time: a rendered file may be
+    big, and reading DEST whole (and decoding it) cost two more copies of it."""
     try:
-        return Path(dest).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
+        with Path(dest).open("rb") as current:
+            if os.fstat(current.fileno()).st_size != len(data):
+                return False
+            view = memoryview(data)
+            while chunk := current.read(1 << 20):
+                if view[:len(chunk)] != chunk:
+                    return False
+                view = view[len(chunk):]
+            return not view
+    except OSError:
+        return False
 
 
-def install(text: str, dest: str, *,  # noqa: PLR0913 - one argument per setting
+def install(text: str | bytes, dest: str, *,  # noqa: PLR0913 - one argument per setting
             check_cmd: str | None, in_place: bool, mode: int | None,
             timeout: float = DEFAULT_TIMEOUT, secret: bool = False,
             owner: int | None = None, group: int | None = None,
@@ -37,7 +48,7 @@ def install(text: str, dest: str, *,  # noqa: PLR0913 - one argument per setting
     own mode is kept. DEST's owner and group are kept unless given. `secrets` are masked in
     the check's output."""
     target = Path(os.path.realpath(dest))  # a symlink's target is what gets replaced
-    data = text.encode("utf-8")
+    data = text.encode("utf-8") if isinstance(text, str) else text
     staged: str | None = None
     try:
         final_mode = _mode_for(target, mode, secret)
@@ -71,6 +82,21 @@ def install(text: str, dest: str, *,  # noqa: PLR0913 - one argument per setting
             with contextlib.suppress(OSError):
                 Path(staged).unlink()
     return Outcome(ok=True)
+
+
+def settle_mode(dest: str, mode: int | None, secret: bool) -> str | None:
+    """An unchanged DEST gets the mode a new one would (`mode`, or 0600 once it holds a
+    decrypted value: a password moved from plain to encrypted renders the same text); the
+    problem as text when it cannot."""
+    if mode is None and not secret:
+        return None
+    wanted = mode if mode is not None else 0o600
+    try:
+        if os.stat(dest).st_mode & 0o7777 != wanted:  # noqa: PTH116
+            os.chmod(dest, wanted)  # noqa: PTH101
+    except OSError as exc:
+        return f"cannot set the mode of {dest}: {_why(exc)}"
+    return None
 
 
 def _why(exc: OSError) -> str:

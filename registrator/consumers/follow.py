@@ -1,7 +1,8 @@
 """A registry copy kept in step with the store by a watch, not by polling: one read, then a
-watch from the revision after it. A broken stream (store restart, outage) is resumed from the
-last revision seen, with backoff, so an outage never becomes a busy loop; when the history it
-needs was compacted away, the prefix is read again and the difference reported as changes."""
+watch from the revision after it. After a broken stream (store restart, outage), with backoff
+so an outage never becomes a busy loop, and when the history it needs was compacted away, the
+prefix is read again and the difference reported as changes (a store back with less data, or
+none, is then seen as it is)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ class Follower:
         self._stream: ChangeStream | None = None
         self._backoff = (backoff_min, backoff_max)
         self._failing, self._delay = False, backoff_min  # run()'s, kept across its calls
+        self._back_said = False  # "store answers again" logged for this outage
         self._silent_watch = silent_watch
 
     def stop(self) -> None:
@@ -63,6 +65,12 @@ class Follower:
                 if need_read:
                     changes = self._read_all()
                     need_read = False
+                    if self._failing and not self._back_said:
+                        # Said once per outage: a store that answers reads while its watch
+                        # keeps failing would say it at every retry.
+                        self._back_said = True
+                        log.info("store answers again; reading the registry again",
+                                 revision=self.revision, changed=len(changes))
                     if first or changes:
                         notify(changes, first)
                     first = False
@@ -73,7 +81,14 @@ class Follower:
             except (StoreUnavailableError, StoreError) as exc:
                 self._unwatched()
                 self.problem = f"store unreachable: {exc}"[:300]
+                # Resume by reading the prefix again, not by watching from our revision: a
+                # store that came back empty (data wiped, restored from an older backup) is
+                # below that revision, and etcd holds a watch on a future revision open
+                # without a word, so the old copy would be served as current forever. The
+                # read reports only what differs from the copy, as after a compaction.
+                need_read = True
                 if not self._failing:
+                    self._back_said = False
                     log.warning("store unreachable; retrying with backoff", reason=str(exc))
                 self._failing = True
                 self.stop_event.wait(self._delay)
@@ -88,7 +103,7 @@ class Follower:
     def _recovered(self) -> None:
         """A watch is open again: the next failure is a new one, said again and retried
         soon (a backoff left long from an outage at start made a failover wait too)."""
-        if self._failing:
+        if self._failing and not self._back_said:
             log.info("store answers again; watching", revision=self.revision)
         self._failing, self._delay, self.problem = False, self._backoff[0], None
 
@@ -104,6 +119,8 @@ class Follower:
             self._digests = digests
             self.registry.load(now.items())
             self.revision = revision
+        # A whole read just done: the copy is current (not stale) even before the watch opens.
+        self.unwatched_since = None
         return changes
 
     def _follow(self, notify: Notify) -> None:

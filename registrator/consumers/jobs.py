@@ -73,8 +73,13 @@ def job(src: str, dest: str, *,  # noqa: PLR0913 - one argument per template set
         owner: str | None = None, group: str | None = None) -> Job:
     if not Path(src).is_file():
         raise ConfigError(f"template {src!r} is not a readable file")
-    if not Path(dest).resolve().parent.is_dir():
-        raise ConfigError(f"the directory of dest {dest!r} does not exist")
+    try:
+        where = Path(dest).resolve().parent
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop on the way (pathlib's)
+        where = None
+    if where is None or not where.is_dir():
+        raise ConfigError(f"the directory of dest {dest!r} does not exist (or its path "
+                          "is a symlink loop)")
     if reload_container is not None and "=" not in reload_container.strip("="):
         raise ConfigError(f"--reload-container {reload_container!r}: expected LABEL=VALUE")
     signal_name = reload_signal.upper().removeprefix("SIG")

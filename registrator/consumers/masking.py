@@ -43,6 +43,26 @@ def masker(values: Iterable[str]) -> re.Pattern[str] | None:
 
 
 def mask(text: str, values: Iterable[str]) -> str:
-    """`text` with every form of every value replaced by ***."""
+    """`text` with every form of every value replaced by ***. Overlapping values are masked
+    as one run: replacing one match at a time would leave the part of a second value that
+    sticks out of the first readable."""
     pattern = masker(values)
-    return text if pattern is None else pattern.sub(MASK, text)
+    if pattern is None:
+        return text
+    runs: list[list[int]] = []
+    at = 0
+    # Searching again one character after each match's start, not after its end, finds the
+    # matches that overlap it.
+    while (match := pattern.search(text, at)) is not None:
+        start, end = match.span()
+        if runs and start <= runs[-1][1]:
+            runs[-1][1] = max(runs[-1][1], end)
+        else:
+            runs.append([start, end])
+        at = start + 1
+    out, done = [], 0
+    for start, end in runs:
+        out += [text[done:start], MASK]
+        done = end
+    out.append(text[done:])
+    return "".join(out)

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import IO
 
@@ -25,7 +25,23 @@ HEAD = TAIL = 32 * 1024  # bytes of output kept from each end
 REASON_LINES = 8
 LINE_CHARS = 300
 _CHUNK = 64 * 1024
+STOP_GRACE = 5.0  # after a stop, a command that ignores SIGTERM gets SIGKILL this much later
+# Commands running now, by pid (= their process group), and whether render is stopping. Each
+# command has a process group of its own (so a timeout can end all of it), which also means
+# a signal to render does not reach it: stop_all() passes the stop on. Set from a signal
+# handler, so no lock (a handler that waits for a lock its own thread holds never returns).
+_running: set[int] = set()
+
+
+class _Stop:
+    at: float | None = None  # when stop_all() was called
+
+
 # Lines that say why: HAProxy's [ALERT], nginx's [emerg], and the words most tools use.
+# Store passwords come to render through its environment (cli.py: REGISTRATOR_ETCD_PASSWORD,
+# REGISTRATOR_ZOOKEEPER_PASSWORD); the commands it runs (haproxy, nginx, a user's script) are
+# another program and get none of them.
+_PASSWORD_VARIABLE = re.compile(r"REGISTRATOR_\w*PASSWORD\w*", re.IGNORECASE)
 _WHY = re.compile(r"\[(alert|emerg|crit|error)\]|\b(error|errors|fatal|failed|invalid|"
                   r"denied|cannot|can't|unknown|not found|no such)\b", re.IGNORECASE)
 
@@ -72,17 +88,28 @@ def run_command(cmd: str, timeout: float = DEFAULT_TIMEOUT,
                 secrets: Collection[str] = ()) -> Outcome:
     """Run `cmd`; a failure's detail is its exit status (or the timeout) and the lines of
     its output that say why, every form of every value in `secrets` masked."""
+    if _Stop.at is not None:
+        return Outcome(ok=False, detail="not run: render is stopping")
     try:
         proc = subprocess.Popen(["/bin/sh", "-c", cmd], stdin=subprocess.DEVNULL,  # noqa: S603
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                env=command_environment(os.environ),
                                 start_new_session=True)  # its own group: a timeout ends all
     except (OSError, ValueError) as exc:  # ValueError: a NUL in the command (TOML allows it)
         why = exc.strerror if isinstance(exc, OSError) else str(exc)
         return Outcome(ok=False, detail=f"could not run {mask(cmd, secrets)!r}: {why}")
     assert proc.stdout is not None  # noqa: S101 - stdout=PIPE above
     capture = Capture()
-    timed_out = not _wait(proc, proc.stdout, capture, timeout)
+    _running.add(proc.pid)
+    try:
+        if _Stop.at is not None:  # a stop that came while the command was starting
+            _signal_group(proc.pid, signal.SIGTERM)
+        timed_out = not _wait(proc, proc.stdout, capture, timeout)
+    finally:
+        _running.discard(proc.pid)
     text = mask(capture.text(), secrets)
+    if _Stop.at is not None and (timed_out or proc.returncode != 0):
+        return Outcome(ok=False, detail="ended: render is stopping")
     if timed_out:
         why = reason_lines(text)
         return Outcome(ok=False, detail=f"timed out after {timeout:g}s: {mask(cmd, secrets)}"
@@ -90,6 +117,28 @@ def run_command(cmd: str, timeout: float = DEFAULT_TIMEOUT,
     if proc.returncode == 0:
         return Outcome(ok=True)
     return Outcome(ok=False, detail=f"exit {proc.returncode}: {reason_lines(text)}")
+
+
+def stop_all() -> bool:
+    """render is stopping: SIGTERM to every running command's process group (SIGKILL
+    STOP_GRACE later if it is still there), and no new command starts. True when a command
+    was running."""
+    if _Stop.at is None:
+        _Stop.at = time.monotonic()
+    running = list(_running)
+    for pid in running:
+        _signal_group(pid, signal.SIGTERM)
+    return bool(running)
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signum)
+
+
+def command_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` without render's own credentials."""
+    return {k: v for k, v in environ.items() if not _PASSWORD_VARIABLE.fullmatch(k)}
 
 
 def reason_lines(text: str) -> str:
@@ -122,15 +171,17 @@ def _wait(proc: subprocess.Popen[bytes], out: IO[bytes], capture: Capture,
             selector.register(exit_fd, selectors.EVENT_READ)
         try:
             while proc.poll() is None:
+                if _Stop.at is not None:
+                    deadline = min(deadline, _Stop.at + STOP_GRACE)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.killpg(proc.pid, signal.SIGKILL)
+                    _signal_group(proc.pid, signal.SIGKILL)
                     proc.wait()
                     timed_out = True
                     break
-                # Without a pidfd to say "exited", look again every 50 ms.
-                wait = remaining if exit_fd is not None else min(remaining, 0.05)
+                # Without a pidfd to say "exited", look again every 50 ms; with one, every
+                # half second still, to see a stop.
+                wait = min(remaining, 0.5 if exit_fd is not None else 0.05)
                 for key, _ in selector.select(wait):
                     if key.fd == fd and not _read(fd, capture):
                         selector.unregister(fd)

@@ -25,10 +25,14 @@ def owed(dest: str) -> bool:
 
 def owe(dest: str) -> str | None:
     """Record the debt; the problem as text when it could not be written (the debt then
-    lives in memory only, as before)."""
+    lives in memory only, as before). The marker is always a new file of our own: whoever
+    can write beside DEST could have put a symlink there, which render (often root) must
+    neither follow into a file to truncate nor to create."""
     when = datetime.now(UTC).isoformat(timespec="seconds")
+    settle(dest)
     try:
-        fd = os.open(marker(dest), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        fd = os.open(marker(dest), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             # The time only: the reload command may hold credentials.
             out.write(f"a reload has been owed since {when}\n")

@@ -19,7 +19,13 @@ import structlog
 
 from registrator.consumers import reload_state, templates
 from registrator.consumers.debounce import Debouncer
-from registrator.consumers.files import DEFAULT_TIMEOUT, Outcome, current_text, install
+from registrator.consumers.files import (
+    DEFAULT_TIMEOUT,
+    Outcome,
+    holds,
+    install,
+    settle_mode,
+)
 from registrator.consumers.follow import Follower
 from registrator.consumers.jobs import Job
 from registrator.consumers.masking import mask
@@ -105,13 +111,10 @@ def render_all(  # noqa: PLR0913 - what one cycle needs
         timeout: float = DEFAULT_TIMEOUT, config: ConfigFactory | None = None,
         clock: Callable[[], float] = time.monotonic) -> bool:
     """One cycle over `items`; True when every one ended well (changed or not)."""
-    reloads: dict[str, list[Template]] = {}
-    for item in items:
-        changed = _render_one(item, snap, timeout, config() if config is not None else None)
-        key = item.job.reload_key
-        # DEST holds the file the debt is about even when this render failed: reload it.
-        if key and (changed or item.reload_pending):
-            reloads.setdefault(key, []).append(item)
+    now = clock()
+    changed = [item for item in items
+               if _render_one(item, snap, timeout, config() if config is not None else None)]
+    reloads = _reload_groups(items, changed, now)
     for key, group in reloads.items():
         secrets = frozenset().union(*(t.secrets for t in group))
         outcome = reload(group[0].job, secrets)
@@ -126,14 +129,36 @@ def render_all(  # noqa: PLR0913 - what one cycle needs
             log.error("reload failed; retrying with backoff", reload=mask(key, secrets),
                       dests=names, reason=outcome.detail,
                       retry_in=backoff(max(t.attempts for t in group) + 1))
-    now = clock()
+    _schedule_retries(items, [item for group in reloads.values() for item in group], now)
+    return all(item.ok for item in items)
+
+
+def _reload_groups(items: list[Template], changed: list[Template], now: float,
+                   ) -> dict[str, list[Template]]:
+    """The templates to reload, by reload command: new content reloads now; a reload owed
+    from before waits for its retry time, so a busy registry (changes that leave this file
+    alone) does not re-run a failing reload at each change. DEST holds the file the debt is
+    about even when this render failed. One reload pays every debt of its command."""
+    new = {id(item) for item in changed}  # by identity: Templates compare by value
+    keys = {item.job.reload_key for item in items if item.job.reload_key and (
+        id(item) in new or (item.reload_pending and
+                            (item.retry_at is None or now >= item.retry_at)))}
+    reloads: dict[str, list[Template]] = {}
     for item in items:
-        if item.install_failed or item.reload_pending:
+        if item.job.reload_key in keys:
+            reloads.setdefault(item.job.reload_key, []).append(item)
+    return reloads
+
+
+def _schedule_retries(items: list[Template], tried: list[Template], now: float) -> None:
+    tried_ids = {id(item) for item in tried}
+    for item in items:
+        if item.install_failed or (item.reload_pending and id(item) in tried_ids):
             item.attempts += 1
             item.retry_at = now + backoff(item.attempts)
-        else:
+        elif not item.reload_pending:
             item.attempts, item.retry_at = 0, None
-    return all(item.ok for item in items)
+        # else: an owed reload not tried this time keeps its retry time and count
 
 
 def _render_one(item: Template, snap: templates.Snapshot, timeout: float,
@@ -150,30 +175,38 @@ def _render_one(item: Template, snap: templates.Snapshot, timeout: float,
         failed = exc
     else:
         item.secrets = frozenset(recording.values) if recording is not None else frozenset()
-        return _install(item, text, timeout, secret=recording is not None and
+        data = text.encode("utf-8")
+        del text  # one copy of a big file at a time, not the text and its bytes both
+        return _install(item, data, timeout, secret=recording is not None and
                         recording.decrypted)
     item.rendered_ok = item.install_failed = False
+    values = recording.values if recording is not None else ()
     if isinstance(failed, templates.TemplateFailedError):
-        values = recording.values if recording is not None else ()
         log.error("template failed; keeping the last good file", template=failed.template,
                   line=failed.line, reason=mask(failed.reason, values), dest=job.dest)
-    else:
+    else:  # require(name) quotes the name, which may be a config() value
         log.warning("render skipped; keeping the last good file", template=job.src,
-                    dest=job.dest, reason=str(failed))
+                    dest=job.dest, reason=mask(str(failed), values))
     return False
 
 
-def _install(item: Template, text: str, timeout: float, *, secret: bool) -> bool:
+def _install(item: Template, data: bytes, timeout: float, *, secret: bool) -> bool:
     job = item.job
     item.install_failed = False
-    if text == current_text(job.dest):
+    if holds(job.dest, data):
+        problem = settle_mode(job.dest, job.mode, secret)
+        if problem is not None:
+            item.rendered_ok, item.install_failed = False, True
+            log.error("not installed; keeping the last good file", template=job.src,
+                      dest=job.dest, reason=problem)
+            return False
         item.rendered_ok = True  # a pending reload still decides, in render_all
         return False
     owed_before = item.reload_pending
     # Owed before the swap, so a crash between swap and reload still owes it.
     not_saved = (reload_state.owe(job.dest) if job.reload_key and not owed_before
                  else None)
-    outcome = install(text, job.dest, check_cmd=job.check_cmd, in_place=job.in_place,
+    outcome = install(data, job.dest, check_cmd=job.check_cmd, in_place=job.in_place,
                       mode=job.mode, timeout=timeout, secret=secret, owner=job.owner,
                       group=job.group, secrets=item.secrets)
     if not outcome.ok:
@@ -184,7 +217,7 @@ def _install(item: Template, text: str, timeout: float, *, secret: bool) -> bool
                   dest=job.dest, reason=outcome.detail)
         return False
     item.rendered_ok = True
-    log.info("rendered", template=job.src, dest=job.dest, bytes=len(text.encode()))
+    log.info("rendered", template=job.src, dest=job.dest, bytes=len(data))
     if not_saved is not None:  # only worth a line once the file is in: the debt is real
         log.warning("reload debt not saved beside DEST; kept in memory only", dest=job.dest,
                     reason=not_saved)
@@ -282,8 +315,7 @@ class RenderLoop:
                 self._cond.wait(min(max(wait, 0.0), 0.5))
                 return []
             for item in due:
-                item.debouncer.done()
-                item.retry_at = None
+                item.debouncer.done()  # retry_at stays: render_all decides with it
             return due
 
     def _reread(self) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import jinja2
 
+from registrator.consumers.process import command_environment
 from registrator.consumers.quoting import as_json, haproxy_quote, nginx_quote
 from registrator.consumers.registry import Record
 
@@ -119,7 +120,9 @@ def context(snap: Snapshot, environ: Mapping[str, str] | None = None,
         return default
 
     return {"services": dict(snap.services), "service": service, "require": require,
-            "hosts": list(snap.hosts), "env": dict(os.environ if environ is None else environ),
+            # Without render's store passwords: a template may write its env out to a file.
+            "hosts": list(snap.hosts),
+            "env": command_environment(os.environ if environ is None else environ),
             "config": config or no_config}
 
 

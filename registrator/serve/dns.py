@@ -9,10 +9,10 @@ service whose entries did not change, so a change is answered at once.
 Bounds (bad input never crashes the process, and one client cannot hold the others):
   - a packet that cannot be read gets FORMERR (or is dropped when too short to carry an id);
   - UDP answers are truncated (TC) past 512 bytes or the client's EDNS size;
-  - TCP: at most `max_tcp` connections (more are closed at once), a message must complete
-    within `tcp_idle` seconds of the last whole one (then the connection is closed), a
-    length prefix under 12 bytes closes it, and a client that does not read its answers
-    is cut off past 256 KiB of unsent data."""
+  - TCP: at most `max_tcp` connections, `max_tcp_per_client` of them from one address (more
+    are closed at once), a message must complete within `tcp_idle` seconds of the last
+    whole one (then the connection is closed), a length prefix under 12 bytes closes it,
+    and a client that does not read its answers is cut off past 256 KiB of unsent data."""
 
 from __future__ import annotations
 
@@ -67,7 +67,8 @@ class DnsServer:
     def __init__(  # noqa: PLR0913 - the signature serve's CLI calls
             self, current: Callable[[], SnapshotLike], subscribe: Subscribe,
                  domain: str = "registrator.", ttl: float = 0, host: str = "127.0.0.1",
-                 port: int = 0, *, max_tcp: int = 128, tcp_idle: float = 10.0) -> None:
+                 port: int = 0, *, max_tcp: int = 128, tcp_idle: float = 10.0,
+                 max_tcp_per_client: int = 16) -> None:
         self._current, self._subscribe = current, subscribe
         if not 0 <= ttl < 2**31:  # RFC 2181 8: a TTL is 0 to 2^31 - 1 seconds
             raise ValueError(f"DNS TTL {ttl!r} is out of range")
@@ -75,6 +76,10 @@ class DnsServer:
         self.builder = Builder(parse_domain(domain), int(ttl))
         self.host, self.port = host, port
         self.max_tcp, self.tcp_idle = max_tcp, tcp_idle
+        # Per source address too: one client opening connection after connection must not
+        # take every slot (its own are refused, the others' are not).
+        self.max_tcp_per_client = min(max_tcp_per_client, max_tcp)
+        self.tcp_by_client: dict[str, int] = {}
         self._pending: SnapshotLike | None = None
         self._answers: Answers | None = None
         self._swap = threading.Lock()  # guards _pending only: held for an assignment
@@ -243,14 +248,20 @@ class _TcpConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.counted = False
+        self.client = "-"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)  # noqa: S101 - a stream server
         self.transport = transport
-        if self.server.tcp_open >= self.server.max_tcp:
+        server = self.server
+        peer = transport.get_extra_info("peername")
+        self.client = str(peer[0]) if peer else "-"
+        mine = server.tcp_by_client.get(self.client, 0)
+        if server.tcp_open >= server.max_tcp or mine >= server.max_tcp_per_client:
             transport.abort()
             return
-        self.server.tcp_open += 1
+        server.tcp_open += 1
+        server.tcp_by_client[self.client] = mine + 1
         self.counted = True
         self._arm()
 
@@ -290,5 +301,11 @@ class _TcpConnection(asyncio.Protocol):
         if self.timer is not None:
             self.timer.cancel()
         if self.counted:
-            self.server.tcp_open -= 1
+            server = self.server
+            server.tcp_open -= 1
+            left = server.tcp_by_client[self.client] - 1
+            if left:
+                server.tcp_by_client[self.client] = left
+            else:
+                del server.tcp_by_client[self.client]
             self.counted = False

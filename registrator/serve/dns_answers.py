@@ -21,6 +21,10 @@ from registrator.serve.dns_zone import Zone
 # Answers kept per snapshot beyond the services' own (negative answers, hosts, addr names,
 # names outside the domain): bounded, so random names cannot grow memory.
 HOT_MAX = 50_000
+# ...and in bytes (names, answers and about what Python adds per entry): 50,000 random names
+# near 255 bytes, a "water torture" flood, kept ~38 MB before this bound.
+HOT_BYTES = 4 * 1024 * 1024
+ENTRY_OVERHEAD = 200
 REFUSED, SERVFAIL = 5, 2
 
 
@@ -31,6 +35,7 @@ class Answers:
         self._domain_wire = name_wire(domain)
         self._domain_labels = [label.decode("latin-1") for label in domain.labels[:-1]]
         self._hot: dict[tuple[bytes, int], bytes] = {}
+        self._hot_bytes = 0
 
     def respond(self, query: Query, limit: int) -> bytes:
         """The answer to `query`, truncated (TC) past `limit` bytes."""
@@ -40,8 +45,10 @@ class Answers:
             if query.qclass != dns.rdataclass.IN:
                 return finish(bare(key[0], query.qtype, query.qclass, REFUSED), query, limit)
             template = self._template(*key)
-            if len(self._hot) < HOT_MAX:
+            size = len(key[0]) + len(template) + ENTRY_OVERHEAD
+            if len(self._hot) < HOT_MAX and self._hot_bytes + size <= HOT_BYTES:
                 self._hot[key] = template
+                self._hot_bytes += size
         return finish(template, query, limit)
 
     def _template(self, qname: bytes, qtype: int) -> bytes:

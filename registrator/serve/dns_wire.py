@@ -8,9 +8,11 @@ through dnspython's parser (`parse_slow`), which answers what it cannot read wit
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from typing import NamedTuple
 
+import dns.exception
 import dns.flags
 import dns.message
 import dns.name
@@ -28,7 +30,10 @@ OUR_PAYLOAD = 1232  # what we advertise in OPT (the 2020 DNS flag day's safe siz
 TCP_MAX = 65535  # one TCP message's length prefix
 UDP_MAX = 65507  # one IPv4 UDP datagram's payload
 OPT = b"\x00\x00\x29" + struct.pack(">H", OUR_PAYLOAD) + b"\x00" * 6
+FIT = TCP_MAX - len(OPT)  # the largest template: finish() may add our OPT record
 _QTYPE_CLASS = struct.Struct(">HH")
+_RR_HEAD = struct.Struct(">HHHIH")  # name pointer, type, class, TTL, rdata length
+_SOA_FIELDS = struct.Struct(">IIIII")  # serial, refresh, retry, expire, minimum
 _OPT_FIELDS = struct.Struct(">HHBBHH")
 _ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00"
 REFUSED_TYPES = frozenset({dns.rdatatype.AXFR, dns.rdatatype.IXFR})
@@ -152,6 +157,11 @@ class Builder:
     def __init__(self, domain: dns.name.Name, ttl: int) -> None:
         self.domain, self.ttl = domain, ttl
         self._addr = dns.name.Name(("addr",)).concatenate(domain)
+        self._domain_wire = name_wire(domain)
+        # The SOA's names, uncompressed: ns.DOMAIN and hostmaster.DOMAIN.
+        self._soa_names = b"".join(name_wire(dns.name.Name((label,)).concatenate(domain))
+                                   for label in (b"ns", b"hostmaster"))
+        self._soa_rdata: tuple[int, bytes] = (-1, b"")
 
     def soa(self, serial: int) -> dns.rrset.RRset:
         # Text in, because dnspython's rdata constructors are untyped; built once per change.
@@ -161,6 +171,43 @@ class Builder:
              f"3600 600 86400 {self.ttl}")])
 
     def build(self, qname_lower: bytes, qtype: int, found: Found, serial: int) -> bytes:
+        """The template of one answer. One that would not fit in a DNS message (thousands of
+        instances) keeps the records that do, as Consul does over TCP: a resolver gets part
+        of the set rather than SERVFAIL (dnspython refuses to write past 64 KiB)."""
+        # The bytes one record takes: A 16, AAAA 28; SRV about 75 plus its address in the
+        # additional section (names past 16 KiB into a message cannot be compressed). Room
+        # is left for the header, question and OPT; cut before building (building thousands
+        # of records only to refuse them is slow).
+        if found.negative:
+            return self._negative(qname_lower, qtype, found.rcode, serial)
+        ips = found.ips or tuple(t.ip for t in found.srv)
+        size = 16 if all(len(ip) == 4 for ip in ips) else 28
+        keep = max(len(found.ips), len(found.srv), 1)
+        keep = min(keep, (FIT - 600) // (size + (75 if found.srv else 0)))
+        while keep > 0:
+            cut = dataclasses.replace(found, ips=found.ips[:keep], srv=found.srv[:keep])
+            try:
+                return self._build(qname_lower, qtype, cut, serial)
+            except dns.exception.TooBig:
+                keep = keep * 9 // 10
+        raise dns.exception.TooBig
+
+    def _negative(self, qname_lower: bytes, qtype: int, rcode: int, serial: int) -> bytes:
+        """NXDOMAIN or NODATA with the SOA in the authority section (RFC 2308), written
+        directly: random names (never asked twice, so never cached) are the usual flood,
+        and a dnspython message per answer cost ~100 times more. The SOA's owner points at
+        the domain's place in the question (`qname_lower` ends with it: checked before)."""
+        kept_serial, rdata = self._soa_rdata
+        if kept_serial != serial:
+            rdata = self._soa_names + _SOA_FIELDS.pack(serial & 0xFFFFFFFF, 3600, 600, 86400,
+                                                       self.ttl)
+            self._soa_rdata = (serial, rdata)
+        owner = 0xC000 | (12 + len(qname_lower) - len(self._domain_wire))
+        return b"".join((b"\x00\x00\x84", bytes((rcode,)), b"\x00\x01\x00\x00\x00\x01\x00\x00",
+                         qname_lower, _QTYPE_CLASS.pack(qtype, IN),
+                         _RR_HEAD.pack(owner, SOA, IN, self.ttl, len(rdata)), rdata))
+
+    def _build(self, qname_lower: bytes, qtype: int, found: Found, serial: int) -> bytes:
         name = dns.name.from_wire(qname_lower, 0)[0]
         msg = dns.message.Message(id=0)
         msg.flags = dns.flags.QR | dns.flags.AA
@@ -179,7 +226,7 @@ class Builder:
             msg.answer.append(self.soa(serial))
         if found.negative:
             msg.authority.append(self.soa(serial))
-        return msg.to_wire()
+        return msg.to_wire(max_size=FIT)
 
     def _target(self, target: Target) -> dns.name.Name:
         return dns.name.Name((target.label,)).concatenate(self._addr)

@@ -7,7 +7,7 @@ Layout, relative to DOMAIN:
   TAG.NAME.service        the same, instances carrying that tag
   HOST.node               A/AAAA of the host record's address
   <id-hash>.addr          A/AAAA of one instance (the SRV targets)
-Names, tags and hostnames that are not DNS labels get no record (as the skydns layout);
+Names, tags and hostnames that are not DNS labels (in any letter case) get no record;
 an address that is not an IP literal gets none either (one warning per change)."""
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def _ip(address: object) -> IP | None:
 def _tag_set(tags: tuple[str, ...]) -> frozenset[str]:
     """The tags that are DNS labels. Shared: thousands of instances carry the same few tag
     lists, and a set each was a third of a 20,000-entry zone's memory."""
-    return frozenset(t for t in tags if DNS_LABEL.match(t))
+    return frozenset(t.lower() for t in tags if DNS_LABEL.match(t.lower()))
 
 
 def ip_text(ip: IP) -> str:
@@ -152,7 +152,15 @@ class Zone:
         old = previous.services if previous is not None else {}
         zone = cls(snapshot.revision, loaded=bool(getattr(snapshot, "loaded", True)))
         services = zone.services
+        # DNS names are case-insensitive (RFC 4343) and questions are looked up lowercased:
+        # "MyApp" is served as myapp (names differing in case only, as one).
+        by_dns_name: dict[str, Sequence[Record]] = {}
         for name, entries in snapshot.services.items():
+            lower = name.lower()
+            had = by_dns_name.get(lower)
+            # The snapshot's own sequence when alone (so `is` finds it unchanged).
+            by_dns_name[lower] = entries if had is None else [*had, *entries]
+        for name, entries in by_dns_name.items():
             kept = old.get(name)  # only a DNS label was kept: no need to match it again
             if kept is not None and (kept.entries is entries or kept.entries == entries):
                 services[name] = kept
@@ -161,7 +169,7 @@ class Zone:
         zone.addrs = _addrs(old, zone.services, previous.addrs if previous else {})
         nodes: dict[str, list[IP]] = {}
         for host in snapshot.hosts:
-            hostname, ip = str(host.get("hostname", "")), _ip(host.get("address"))
+            hostname, ip = str(host.get("hostname", "")).lower(), _ip(host.get("address"))
             if ip is not None and all(DNS_LABEL.match(p) for p in hostname.split(".")):
                 nodes.setdefault(hostname, []).append(ip)
         zone.nodes = {name: tuple(ips) for name, ips in nodes.items()}

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
 
 JSON_TYPE = "application/json; charset=utf-8"
+CACHE_ENTRIES = 4096  # encoded answers kept per snapshot
+CACHE_KEY_CHARS = 512  # answers to longer parameters (name, tag, host together) are not kept
 
 
 @dataclass(frozen=True)
@@ -67,13 +69,17 @@ class Api:
         return None
 
     def cached(self, snap: Snapshot, key: tuple[str | None, ...], make: Callable[[], Any]) -> bytes:
-        if self._cache_of is not snap or len(self._cache) > 4096:
+        if self._cache_of is not snap or len(self._cache) > CACHE_ENTRIES:
             self._cache_of, self._cache = snap, {}
         body = self._cache.get(key)
         if body is None:
             # ASCII with \u escapes: a stored value may hold a lone surrogate (a valid JSON
             # escape that no UTF-8 encoder takes); the answer is valid whatever it holds.
-            body = self._cache[key] = json.dumps(make(), sort_keys=True).encode()
+            body = json.dumps(make(), sort_keys=True).encode()
+            # Long parameters are not what clients ask again and again, and as keys they
+            # would let one client fill memory (4,096 names of 15 KB: 60 MB).
+            if sum(len(part) for part in key if part is not None) <= CACHE_KEY_CHARS:
+                self._cache[key] = body
         return body
 
     async def blocking(self, request: Request, index_of: Callable[[Snapshot], int]) -> Snapshot:

@@ -106,6 +106,14 @@ class Wakeup:
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._future: asyncio.Future[None] | None = None
+        # Set at shutdown: held reads are answered and event streams end at once, instead
+        # of holding the exit until uvicorn's grace period cancels them.
+        self.closed = False
+
+    def close(self) -> None:
+        """On the event loop: end every held request now."""
+        self.closed = True
+        self._wake()
 
     def attach(self) -> None:
         """On the event loop, before serving."""
@@ -146,7 +154,7 @@ async def hold(wakeup: Wakeup, receive: Callable[[], Awaitable[MutableMapping[st
     deadline = loop.time() + seconds
     gone = asyncio.ensure_future(until_disconnect(receive))
     try:
-        while not done() and not gone.done():
+        while not done() and not gone.done() and not wakeup.closed:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return

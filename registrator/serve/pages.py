@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 WEB = Path(__file__).parent / "web"
 HEARTBEAT = 5.0  # seconds between event-stream heartbeats (they carry the stale state)
+# Rows one page shows at most (instances, hosts): the page stays small and quick to render
+# on the event loop whatever the registry holds; the JSON API has the whole list.
+MAX_ROWS = 500
 _SECURITY = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
                                "connect-src 'self'; img-src 'self'; base-uri 'none'; "
@@ -121,8 +124,10 @@ class Pages:
     async def service(self, request: Request) -> Response:
         name = request.path_params["name"]
         snap = self.api.state.current()
-        rows = _instance_rows(snap.services.get(name, ()), datetime.now(UTC))
-        return self.render(request, "service.html", 200 if rows else 404, name=name, rows=rows)
+        entries = snap.services.get(name, ())
+        rows = _instance_rows(entries[:MAX_ROWS], datetime.now(UTC))
+        return self.render(request, "service.html", 200 if rows else 404, name=name, rows=rows,
+                           total=len(entries), max_rows=MAX_ROWS)
 
     async def hosts(self, request: Request) -> Response:
         return self.render(request, "hosts.html", hosts=_host_rows(self.api.state.current()))
@@ -200,6 +205,8 @@ async def _stream(api: Api) -> AsyncIterator[bytes]:
     while True:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(api.wakeup.next()), HEARTBEAT)
+        if api.wakeup.closed:  # serve is stopping: end the stream (the page reconnects)
+            return
         line = _state_line(api)
         yield f"data: {line}\n\n".encode() if line != last else b": heartbeat\n\n"
         last = line

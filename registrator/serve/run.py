@@ -10,6 +10,7 @@ import signal
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -64,7 +65,7 @@ def serve(store: Store, keys: KeySpace, settings: ServeSettings) -> None:
         side = _metrics_server(settings.metrics_addr, metrics, api.health)
         try:
             if listener is not None:
-                _run_http(app, settings, listener)
+                _run_http(app, settings, listener, api.wakeup.close)
             else:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     signal.signal(sig, lambda *_: stopped.set())
@@ -132,7 +133,8 @@ def _bind_http(address: tuple[str, int]) -> socket.socket:
     return listener
 
 
-def _run_http(app: Any, settings: ServeSettings, listener: socket.socket) -> None:
+def _run_http(app: Any, settings: ServeSettings, listener: socket.socket,
+              on_shutdown: Callable[[], None]) -> None:
     assert settings.http is not None  # noqa: S101 - the caller checked
     host, port = settings.http
     config = uvicorn.Config(
@@ -147,10 +149,22 @@ def _run_http(app: Any, settings: ServeSettings, listener: socket.socket) -> Non
     # go to stderr like ours, its per-request chatter does not.
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     log.info("serving HTTP", host=host, port=port, tls=settings.http_cert is not None)
-    _Server(config).run(sockets=[listener])
+    _Server(config, on_shutdown).run(sockets=[listener])
 
 
 class _Server(uvicorn.Server):
+    """uvicorn's server, ending held requests as its shutdown begins (held reads answered,
+    event streams ended: not left to be cancelled after the grace period, a traceback
+    each), and exiting 0 on SIGTERM/SIGINT."""
+
+    def __init__(self, config: uvicorn.Config, on_shutdown: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_shutdown = on_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._on_shutdown()
+        await super().shutdown(sockets)
+
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # SIGTERM/SIGINT end serve with exit 0, as every other command (SPEC §5); uvicorn
         # would raise the signal again after its graceful shutdown (exit -15).

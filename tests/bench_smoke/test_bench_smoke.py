@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = {"quiet_loop", "latency", "burst", "cold_start", "liveness_few", "liveness_many",
             "recovery", "footprint_idle", "footprint_after_burst", "footprint_many", "fleet",
-            "machine", "zookeeper", "footprint", "serve"}
+            "machine", "zookeeper", "footprint", "serve", "peers"}
 
 
 def test_quick_bench_runs_and_writes_every_section(tmp_path):
@@ -38,3 +38,6 @@ def test_quick_bench_runs_and_writes_every_section(tmp_path):
     assert serve["dns"].get("skipped") or serve["dns"]["serve_qps"] > 0
     assert "serve DNS answers/s" in done.stdout
     assert "store change -> DNS answer" in done.stdout
+    # CI has no peer binaries (issue 24): the section says so and the rest runs as before.
+    assert result["peers"] == {"skipped": "not built"}
+    assert "peers: not built" in done.stdout

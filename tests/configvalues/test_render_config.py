@@ -163,3 +163,21 @@ def test_in_place_over_a_0644_dest_holds_the_secret_0600_same_inode(
     assert "pw=in-place-s3cret" in dest.read_text()
     assert (dest.stat().st_ino, dest.stat().st_mode & 0o777) == (inode, 0o600)
     assert modes.read_text().split() == ["600"]
+
+
+def test_a_value_that_becomes_encrypted_makes_an_unchanged_file_0600(
+        etcd, prefix, config, keyfiles, tmp_path):
+    """A password moved from plain to encrypted renders the same text: the file must still
+    lose its 0644, it holds a decrypted secret now."""
+    src, dest = tmp_path / "app.conf.j2", tmp_path / "app.conf"
+    src.write_text(TEMPLATE)
+    assert config("set", "shop", "db.password", "s3cret").code == 0
+    done = render(etcd, prefix, src, dest, "--secret-keyring", keyfiles.secret)
+    assert done.returncode == 0, done.stderr
+    assert dest.stat().st_mode & 0o777 == 0o644
+    assert config("set", "shop", "db.password", "s3cret", "--encrypt",
+                  "--keyring", keyfiles.public, "--allow-argv").code == 0
+    done = render(etcd, prefix, src, dest, "--secret-keyring", keyfiles.secret)
+    assert done.returncode == 0, done.stderr
+    assert dest.read_text() == "url=none\npw=s3cret\n"
+    assert dest.stat().st_mode & 0o777 == 0o600

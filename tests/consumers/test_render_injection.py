@@ -192,3 +192,21 @@ def test_nginx_quote_round_trips_through_nginx(tmp_path, nginx_check):
         assert wait_until(lambda: get_or_none(port), message="nginx answers") == value
     finally:
         terminate(proc)
+
+
+def test_service_names_that_map_to_one_upstream_do_not_freeze_the_nginx_file(
+        etcd, prefix, tmp_path, nginx_check):
+    """`web-app`, `web.app` and `Web-App` all become upstream `web_app` (nginx compares
+    upstream names without case): a duplicate upstream fails `nginx -t`, which froze the
+    whole file for every service while any one of them existed."""
+    put_entry(etcd, prefix, "web-app", "a", 8080, tags=["http"])
+    put_entry(etcd, prefix, "web.app", "b", 8081, tags=["http"])
+    put_entry(etcd, prefix, "Web-App", "c", 8082, tags=["http"])
+    put_entry(etcd, prefix, "api", "d", 8083, tags=["http"])
+    dest = tmp_path / "upstreams.conf"
+    out = render_once(etcd, prefix, NGINX_TEMPLATE, dest, nginx_check)
+    assert out.returncode == 0, out.stderr
+    text = dest.read_text()
+    assert text.count("upstream ") == 4
+    assert "upstream web_app {" in text
+    assert "upstream api {" in text

@@ -333,16 +333,33 @@ def test_template_error_keeps_the_last_good_file_and_recovers(tmp_path, log_line
     assert Path(item.job.dest).read_text() == "9\n"
 
 
-def test_failed_reload_is_retried_at_the_next_cycle(tmp_path):
+def test_failed_reload_is_retried_at_the_next_cycle_after_its_backoff(tmp_path):
     item = make(tmp_path, "a", "{{ service('web') | length }}", reload_cmd="r")
     results = [Outcome(ok=False, detail="boom"), Outcome(ok=True)]
     calls = []
     reload = lambda cmd, _: calls.append(cmd.reload_cmd) or results.pop(0)  # noqa: E731
-    assert not render_all([item], snap(registry(entry())), reload)
+    assert not render_all([item], snap(registry(entry())), reload, clock=lambda: 100.0)
     assert item.reload_pending
-    assert render_all([item], snap(registry(entry())), reload)  # same output, reload retried
+    # Same output 0.5 s later (another service changed): the retry waits for its 1 s.
+    assert not render_all([item], snap(registry(entry())), reload, clock=lambda: 100.5)
+    assert calls == ["r"]
+    assert render_all([item], snap(registry(entry())), reload, clock=lambda: 101.0)
     assert calls == ["r", "r"]
     assert not item.reload_pending
+
+
+def test_new_content_reloads_at_once_and_pays_the_debts_of_its_command(tmp_path):
+    owing = make(tmp_path, "a", "{{ service('web') | length }}", reload_cmd="same")
+    other = make(tmp_path, "b", "{{ service('api') | length }}", reload_cmd="same")
+    calls = []
+    results = [Outcome(ok=False), Outcome(ok=True)]
+    reload = lambda cmd, _: calls.append(cmd.reload_cmd) or results.pop(0)  # noqa: E731
+    assert not render_all([owing, other], snap(registry(entry())), reload, clock=lambda: 0.0)
+    # `other` gets new content before `owing`'s retry time: one reload, both paid.
+    assert render_all([owing, other], snap(registry(entry(), entry(name="api"))), reload,
+                      clock=lambda: 0.1)
+    assert calls == ["same", "same"]
+    assert not owing.reload_pending
 
 
 def test_mode_of_existing_dest_is_kept(tmp_path):

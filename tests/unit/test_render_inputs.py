@@ -14,9 +14,11 @@ import pytest
 
 from registrator import logs
 from registrator.consumers import files, templates
+from registrator.consumers.jobs import job
 from registrator.consumers.masking import mask
-from registrator.consumers.process import Capture, reason_lines, run_command
+from registrator.consumers.process import Capture, Outcome, reason_lines, run_command
 from registrator.consumers.registry import Registry
+from registrator.consumers.render import Template, render_all
 from registrator.keys import KeySpace
 
 KEYS = KeySpace("/r")
@@ -229,3 +231,64 @@ def test_run_command_with_a_nul_is_a_failure_not_a_crash():
     outcome = run_command("echo a\0b")
     assert not outcome.ok
     assert "could not run" in outcome.detail
+
+
+@pytest.mark.parametrize(("text", "values"), [
+    # Two values that overlap in the text: masking the first one whole must not leave the
+    # rest of the second one readable.
+    ("dsn secretA1xyzzyB end", ["secretA1", "A1xyzzyB"]),
+    ("dsn A1xyzzyBsecretA1 end", ["secretA1", "A1xyzzyB"]),
+    # One value's tail is another's head, and a third sits inside both.
+    ("k=hunter2hunter3 end", ["hunter2hu", "2hunter3", "nter2hunt"]),
+])
+def test_mask_leaves_nothing_of_values_that_overlap(text, values):
+    masked = mask(text, values)
+    assert masked.startswith(("dsn ", "k="))
+    assert masked.endswith(" end")
+    for value in values:
+        for i in range(len(value) - 3):
+            assert value[i:i + 4] not in masked, (value, masked)
+
+
+class FixedConfig:
+    """config() of a store holding one value everywhere."""
+
+    decrypted = False
+
+    def __init__(self, value):
+        self.value = value
+
+    def __call__(self, app, key, default=None):
+        del app, key, default
+        return self.value
+
+
+@pytest.mark.parametrize("body", [
+    "{% for e in require(config('lb', 'svc')) %}{% endfor %}",  # render skipped
+    "{{ service(config('lb', 'svc'))[0].port }}",  # template failed: IndexError
+    "{{ {}[config('lb', 'svc')] }}",  # template failed: UndefinedError quoting the key
+])
+def test_config_values_are_masked_in_every_render_log_line(tmp_path, log_lines, body):
+    value = "s3cret-service-name"
+    src = tmp_path / "t.j2"
+    src.write_text(body)
+    item = Template(job(str(src), str(tmp_path / "out")))
+    assert not render_all([item], templates.Snapshot({}, []), lambda *_: Outcome(ok=True),
+                          config=lambda: FixedConfig(value))
+    lines = log_lines()
+    assert lines
+    assert value not in json.dumps(lines)
+
+
+def test_templates_env_has_no_store_password(monkeypatch, tmp_path):
+    """A template that writes its environment out (an env file) must not write render's
+    store password into a file that is 0644."""
+    monkeypatch.setenv("REGISTRATOR_ETCD_PASSWORD", "etcd-pw-123")
+    monkeypatch.setenv("REGISTRATOR_ZOOKEEPER_PASSWORD", "zk-pw-456")
+    monkeypatch.setenv("LB_SERVICE", "web")
+    src = tmp_path / "env.j2"
+    src.write_text("{% for k, v in env | dictsort %}{{ k }}={{ v }}\n{% endfor %}")
+    text = templates.render(templates.environment(str(src)), str(src),
+                            templates.context(templates.Snapshot({}, [])))
+    assert "LB_SERVICE=web" in text
+    assert "pw-" not in text
