@@ -37,7 +37,12 @@ from registrator.stores.zookeeper_base import (
     op_weight,
     put_value,
 )
-from registrator.stores.zookeeper_session import Suspension, open_client, stop_in_background
+from registrator.stores.zookeeper_session import (
+    Suspension,
+    digest_auth,
+    open_client,
+    stop_in_background,
+)
 from registrator.stores.zookeeper_txn import plan
 
 if TYPE_CHECKING:
@@ -78,7 +83,7 @@ class ZooKeeperStore:
         # Clients given up on (their session refused for good): their late state changes
         # are not this store's any more.
         self._retired: weakref.WeakSet[KazooClient] = weakref.WeakSet()
-        self._suspension = Suspension(settings.hosts, settings.timeout)
+        self._suspension = Suspension(settings.hosts, settings.timeout, digest_auth(settings))
         self._refusal = ""
 
     def describe(self) -> str:

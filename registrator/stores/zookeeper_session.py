@@ -37,8 +37,11 @@ class Suspension:
     refuse its session. Called from kazoo's thread (the state changes) and the store's
     callers (refused)."""
 
-    def __init__(self, hosts: str, timeout: float) -> None:
+    def __init__(self, hosts: str, timeout: float,
+                 auth: list[tuple[str, str]] | None = None) -> None:
         self._hosts = hosts
+        # The store's own credentials: a server that enforces auth answers no one else.
+        self._auth = auth
         self._timeout = min(timeout, 2.0)
         self._since: float | None = None
         self._next_probe = 0.0
@@ -65,17 +68,18 @@ class Suspension:
                 return None
             self._next_probe = now + PROBE_EVERY
         seen = int(client.last_zxid or 0)
-        server = server_zxid(self._hosts, self._timeout)
+        server = server_zxid(self._hosts, self._timeout, self._auth)
         if server is None or server >= seen:
             return None
         return (f"the zookeeper servers have lost their data: this session has seen zxid "
                 f"{seen:#x}, their last is {server:#x}, so they refuse it for good")
 
 
-def server_zxid(hosts: str, timeout: float) -> int | None:
-    """The last zxid of a server of `hosts` that takes a new session now; None when none
-    does within `timeout`."""
-    probe = KazooClient(hosts=hosts, timeout=_PROBE_SESSION,
+def server_zxid(hosts: str, timeout: float, auth: list[tuple[str, str]] | None = None,
+                ) -> int | None:
+    """The last zxid of a server of `hosts` that takes a new session now (authenticated with
+    `auth`); None when none does within `timeout`."""
+    probe = KazooClient(hosts=hosts, timeout=_PROBE_SESSION, auth_data=auth,
                         connection_retry={"max_tries": -1, "delay": 0.1, "max_delay": 0.5})
     try:
         probe.start(timeout=timeout)
@@ -96,7 +100,7 @@ def open_client(settings: ZooKeeperSettings, session_timeout: float,
     is created first when missing, unless `create_chroot` is False (read-only commands):
     then a missing one is StoreError, a wrong connect string."""
     s = settings
-    auth = [("digest", f"{s.user}:{s.password}")] if s.user and s.password else None
+    auth = digest_auth(s)
     # Keys written with digest auth: all rights for that user, read for everyone (the
     # consumers' access; ZooKeeper ACLs are per znode, not inherited).
     acl = ([make_digest_acl(s.user, s.password, all=True),
@@ -115,6 +119,11 @@ def open_client(settings: ZooKeeperSettings, session_timeout: float,
         client.close()
         raise
     return client
+
+
+def digest_auth(s: ZooKeeperSettings) -> list[tuple[str, str]] | None:
+    """kazoo's auth_data for the store's digest user, when one is set."""
+    return [("digest", f"{s.user}:{s.password}")] if s.user and s.password else None
 
 
 def _chroot(s: ZooKeeperSettings, session_timeout: float, acl: list[ACL] | None,
