@@ -37,12 +37,7 @@ from registrator.stores.zookeeper_base import (
     op_weight,
     put_value,
 )
-from registrator.stores.zookeeper_session import (
-    Suspension,
-    digest_auth,
-    open_client,
-    stop_in_background,
-)
+from registrator.stores.zookeeper_session import Suspension, open_client, stop_in_background
 from registrator.stores.zookeeper_txn import plan
 
 if TYPE_CHECKING:
@@ -83,7 +78,7 @@ class ZooKeeperStore:
         # Clients given up on (their session refused for good): their late state changes
         # are not this store's any more.
         self._retired: weakref.WeakSet[KazooClient] = weakref.WeakSet()
-        self._suspension = Suspension(settings.hosts, settings.timeout, digest_auth(settings))
+        self._suspension = Suspension(settings)
         self._refusal = ""
 
     def describe(self) -> str:
@@ -371,6 +366,7 @@ class ZooKeeperStore:
     @converted
     def watch(self, prefix: str, start_revision: int) -> ChangeStream:
         client = self.client
+        self.check_refused(client)  # a follower retries its watch, not its read
         return zookeeper_watch.TreeStream(client, prefix, start_revision, self.views,
                                           self._settings.timeout,
                                           functools.partial(self.check_refused, client))

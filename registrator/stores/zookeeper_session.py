@@ -37,12 +37,11 @@ class Suspension:
     refuse its session. Called from kazoo's thread (the state changes) and the store's
     callers (refused)."""
 
-    def __init__(self, hosts: str, timeout: float,
-                 auth: list[tuple[str, str]] | None = None) -> None:
-        self._hosts = hosts
+    def __init__(self, settings: ZooKeeperSettings) -> None:
+        self._hosts = settings.hosts
         # The store's own credentials: a server that enforces auth answers no one else.
-        self._auth = auth
-        self._timeout = min(timeout, 2.0)
+        self._auth = digest_auth(settings)
+        self._timeout = min(settings.timeout, 2.0)
         self._since: float | None = None
         self._next_probe = 0.0
         self._lock = threading.Lock()
