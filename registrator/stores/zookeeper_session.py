@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 
+import structlog
 from kazoo import exceptions as kz
 from kazoo.client import KazooClient
 from kazoo.handlers.threading import KazooTimeoutError
@@ -25,6 +26,7 @@ from kazoo.security import ACL, Id, Permissions, make_digest_acl
 from registrator.errors import StoreError
 from registrator.settings import ZooKeeperSettings
 
+log = structlog.get_logger("registrator.store")
 # Down this long before asking: kazoo goes through every host of the ensemble in well under
 # that (its retry delay grows to 1 s), so a single lagging follower does not count.
 REFUSED_AFTER = 3.0
@@ -99,12 +101,7 @@ def open_client(settings: ZooKeeperSettings, session_timeout: float,
     is created first when missing, unless `create_chroot` is False (read-only commands):
     then a missing one is StoreError, a wrong connect string."""
     s = settings
-    auth = digest_auth(s)
-    # Keys written with digest auth: all rights for that user, read for everyone (the
-    # consumers' access; ZooKeeper ACLs are per znode, not inherited).
-    acl = ([make_digest_acl(s.user, s.password, all=True),
-            ACL(Permissions.READ, Id("world", "anyone"))]
-           if s.user and s.password else None)
+    auth, acl = digest_auth(s), _acl(s)
     if s.chroot:
         _chroot(s, session_timeout, acl, auth, create=create_chroot)
     client = KazooClient(hosts=s.hosts + s.chroot, timeout=session_timeout,
@@ -118,6 +115,22 @@ def open_client(settings: ZooKeeperSettings, session_timeout: float,
         client.close()
         raise
     return client
+
+
+def _acl(s: ZooKeeperSettings) -> list[ACL] | None:
+    """Keys written with digest auth: all rights for that user, read for everyone (the
+    consumers' access; ZooKeeper ACLs are per znode, not inherited)."""
+    return ([make_digest_acl(s.user, s.password, all=True),
+             ACL(Permissions.READ, Id("world", "anyone"))]
+            if s.user and s.password else None)
+
+
+def restore_chroot(client: KazooClient, s: ZooKeeperSettings, session_timeout: float) -> None:
+    """The chroot again, when someone deleted it under a running writer (`deleteall`): every
+    create under it fails with NoNodeError, which re-planning alone never mends."""
+    if s.chroot and client.exists("/") is None:
+        log.warning("the zookeeper chroot is gone; making it again", chroot=s.chroot)
+        _chroot(s, session_timeout, _acl(s), digest_auth(s), create=True)
 
 
 def digest_auth(s: ZooKeeperSettings) -> list[tuple[str, str]] | None:

@@ -74,3 +74,22 @@ def test_a_refused_session_is_told_apart_on_a_server_that_enforces_auth():
     finally:
         store.close()
         server.stop()
+
+
+def test_writes_go_on_after_the_chroot_was_deleted_under_them(zookeeper):
+    """An operator's `deleteall` of the chroot (the daemon's ephemerals with it): on etcd the
+    next resync writes everything again; here every create failed with NoNodeError under
+    the missing chroot, and the store said "the znodes kept changing" until a restart."""
+    chroot = new_prefix()
+    store = ZooKeeperStore(zookeeper_settings(zookeeper.connect + chroot, None, None, None))
+    try:
+        lease = store.grant_lease(30)
+        assert store.apply([("/p/hosts/h", "1")], [], lease) == []
+        zookeeper.view.delete_prefix(chroot + "/")  # the chroot znode itself, recursively
+        assert zookeeper.view.client.exists(chroot) is None
+        assert store.apply([("/p/hosts/h", "2"), ("/p/services/s/1", "x")], [], lease) == []
+        assert zookeeper.view.items(chroot + "/p/") == {f"{chroot}/p/hosts/h": b"2",
+                                                        f"{chroot}/p/services/s/1": b"x"}
+    finally:
+        store.close()
+        zookeeper.view.delete_prefix(chroot + "/")
