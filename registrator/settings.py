@@ -334,18 +334,28 @@ def check_one_store(zookeeper: str | None, given: Iterable[str] = (),
         raise ConfigError(f"--zookeeper and {', '.join(named)} name two stores; give one")
 
 
+def _zk_refuses(ch: str) -> bool:
+    return ("\ud800" <= ch <= "\uf8ff" or "\ufff0" <= ch <= "\uffff"
+            or ch <= "\u001f" or "\u007f" <= ch <= "\u009f")
+
+
 def zookeeper_settings(text: str, user: str | None, password: str | None,
                        password_file: str | None, session_timeout: float = 30.0,
                        ) -> ZooKeeperSettings:
     """`HOST:PORT[,HOST:PORT...][/chroot]`, validated; digest auth as user + password."""
     hosts_part, slash, chroot = text.strip().partition("/")
-    chroot = f"/{chroot}" if slash else ""
+    # "HOST:PORT/" has no chroot, as ZooKeeper's own clients (zkCli, kazoo) read it.
+    chroot = f"/{chroot}" if slash and chroot else ""
     if chroot:
         try:
             chroot = normalize_prefix(chroot)
         except ConfigError as exc:
-            raise ConfigError(f"--zookeeper {text!r}: chroot {str(exc).split(': ', 1)[-1]}",
-                              ) from None
+            reason = str(exc).split(": ", 1)[-1] if ": " in str(exc) else "has an empty segment"
+            raise ConfigError(f"--zookeeper {text!r}: chroot {reason}") from None
+        bad = next((i for i, ch in enumerate(chroot) if _zk_refuses(ch)), None)
+        if bad is not None:  # ZooKeeper's PathUtils.validatePath; the first create would fail
+            raise ConfigError(f"--zookeeper {text!r}: chroot has a character ZooKeeper "
+                              f"refuses in a path (U+{ord(chroot[bad]):04X})")
     hosts = _zookeeper_hosts(hosts_part)
     password = read_secret_file(password_file, "--zookeeper-password-file") or password
     if bool(user) != bool(password):

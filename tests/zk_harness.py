@@ -50,8 +50,13 @@ class ZooKeeperServer:
 
     kind = "zookeeper"
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, extra_config: str = "",
+                 auth: tuple[str, str] | None = None) -> None:
         self.port = port or free_port()
+        # Lines added to zoo.cfg (e.g. enforce.auth.enabled=true), and the digest user:password
+        # the tests' own view then connects with.
+        self.extra_config = extra_config
+        self.auth = auth
         self.dir = Path(tempfile.mkdtemp(prefix="registrator-zk-"))
         self.proc: subprocess.Popen[bytes] | None = None
         self.view = ZkView(self)
@@ -63,7 +68,7 @@ class ZooKeeperServer:
         cfg.write_text(f"tickTime=500\ndataDir={data}\nclientPort={self.port}\n"
                        "clientPortAddress=127.0.0.1\nadmin.enableServer=false\n"
                        "minSessionTimeout=1000\nmaxSessionTimeout=120000\n"
-                       "4lw.commands.whitelist=ruok\n")
+                       "4lw.commands.whitelist=ruok\n" + self.extra_config)
         jars = ":".join(str(p) for p in sorted(JARS.glob("*.jar")))
         log = (self.dir / "zookeeper.log").open("ab")
         env = {**os.environ, "ZOO_LOG_DIR": str(self.dir)}
@@ -136,9 +141,11 @@ class ZkView:
     @property
     def client(self) -> KazooClient:
         if self._client is None:
+            auth = self.server.auth
             client = KazooClient(hosts=self.server.connect, timeout=10,
                                  connection_retry={"max_tries": -1, "delay": 0.1,
-                                                   "max_delay": 0.5})
+                                                   "max_delay": 0.5},
+                                 auth_data=[("digest", f"{auth[0]}:{auth[1]}")] if auth else None)
             client.start(timeout=10)
             self._client = client
         return self._client

@@ -26,6 +26,7 @@ from kazoo.handlers.threading import KazooTimeoutError
 
 from registrator.errors import LeaseLostError, StoreUnavailableError
 from registrator.settings import ZooKeeperSettings
+from registrator.stores import zookeeper_session as zks
 from registrator.stores import zookeeper_watch
 from registrator.stores.base import MAX_TXN_OPS, ChangeStream, KeyValue, batches
 from registrator.stores.zookeeper_base import (
@@ -37,7 +38,6 @@ from registrator.stores.zookeeper_base import (
     op_weight,
     put_value,
 )
-from registrator.stores.zookeeper_session import Suspension, open_client, stop_in_background
 from registrator.stores.zookeeper_txn import plan
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ class ZooKeeperStore:
         # Clients given up on (their session refused for good): their late state changes
         # are not this store's any more.
         self._retired: weakref.WeakSet[KazooClient] = weakref.WeakSet()
-        self._suspension = Suspension(settings.hosts, settings.timeout)
+        self._suspension = zks.Suspension(settings)
         self._refusal = ""
 
     def describe(self) -> str:
@@ -96,7 +96,7 @@ class ZooKeeperStore:
             return self._client
 
     def _open(self) -> KazooClient:
-        return open_client(self._settings, self._timeout, self._state_changed,
+        return zks.open_client(self._settings, self._timeout, self._state_changed,
                            create_chroot=self._create_chroot)
 
     def _state_changed(self, client: KazooClient, state: str) -> None:
@@ -160,7 +160,7 @@ class ZooKeeperStore:
             self._suspension.connected()  # the new client's own time starts at its connect
         log.warning("zookeeper refuses this session; starting a new one", session=f"{old:x}",
                     reason=reason)
-        stop_in_background(client)
+        zks.stop_in_background(client)
         return reason
 
     def check_refused(self, client: KazooClient) -> None:
@@ -321,6 +321,8 @@ class ZooKeeperStore:
                     refused.append(key)
                 elif isinstance(error, kz.NoNodeError):
                     self._parents.clear()  # a parent went away (someone deleted a subtree)
+                    if self._create_chroot:
+                        zks.restore_chroot(self.client, self._settings, self._timeout)
                 elif not isinstance(error, (kz.NodeExistsError, kz.BadVersionError,
                                             kz.NotEmptyError)):
                     raise error
@@ -366,6 +368,7 @@ class ZooKeeperStore:
     @converted
     def watch(self, prefix: str, start_revision: int) -> ChangeStream:
         client = self.client
+        self.check_refused(client)  # a follower retries its watch, not its read
         return zookeeper_watch.TreeStream(client, prefix, start_revision, self.views,
                                           self._settings.timeout,
                                           functools.partial(self.check_refused, client))

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 
+import structlog
 from kazoo import exceptions as kz
 from kazoo.client import KazooClient
 from kazoo.handlers.threading import KazooTimeoutError
@@ -25,6 +26,7 @@ from kazoo.security import ACL, Id, Permissions, make_digest_acl
 from registrator.errors import StoreError
 from registrator.settings import ZooKeeperSettings
 
+log = structlog.get_logger("registrator.store")
 # Down this long before asking: kazoo goes through every host of the ensemble in well under
 # that (its retry delay grows to 1 s), so a single lagging follower does not count.
 REFUSED_AFTER = 3.0
@@ -37,9 +39,11 @@ class Suspension:
     refuse its session. Called from kazoo's thread (the state changes) and the store's
     callers (refused)."""
 
-    def __init__(self, hosts: str, timeout: float) -> None:
-        self._hosts = hosts
-        self._timeout = min(timeout, 2.0)
+    def __init__(self, settings: ZooKeeperSettings) -> None:
+        self._hosts = settings.hosts
+        # The store's own credentials: a server that enforces auth answers no one else.
+        self._auth = digest_auth(settings)
+        self._timeout = min(settings.timeout, 2.0)
         self._since: float | None = None
         self._next_probe = 0.0
         self._lock = threading.Lock()
@@ -65,17 +69,18 @@ class Suspension:
                 return None
             self._next_probe = now + PROBE_EVERY
         seen = int(client.last_zxid or 0)
-        server = server_zxid(self._hosts, self._timeout)
+        server = server_zxid(self._hosts, self._timeout, self._auth)
         if server is None or server >= seen:
             return None
         return (f"the zookeeper servers have lost their data: this session has seen zxid "
                 f"{seen:#x}, their last is {server:#x}, so they refuse it for good")
 
 
-def server_zxid(hosts: str, timeout: float) -> int | None:
-    """The last zxid of a server of `hosts` that takes a new session now; None when none
-    does within `timeout`."""
-    probe = KazooClient(hosts=hosts, timeout=_PROBE_SESSION,
+def server_zxid(hosts: str, timeout: float, auth: list[tuple[str, str]] | None = None,
+                ) -> int | None:
+    """The last zxid of a server of `hosts` that takes a new session now (authenticated with
+    `auth`); None when none does within `timeout`."""
+    probe = KazooClient(hosts=hosts, timeout=_PROBE_SESSION, auth_data=auth,
                         connection_retry={"max_tries": -1, "delay": 0.1, "max_delay": 0.5})
     try:
         probe.start(timeout=timeout)
@@ -96,12 +101,7 @@ def open_client(settings: ZooKeeperSettings, session_timeout: float,
     is created first when missing, unless `create_chroot` is False (read-only commands):
     then a missing one is StoreError, a wrong connect string."""
     s = settings
-    auth = [("digest", f"{s.user}:{s.password}")] if s.user and s.password else None
-    # Keys written with digest auth: all rights for that user, read for everyone (the
-    # consumers' access; ZooKeeper ACLs are per znode, not inherited).
-    acl = ([make_digest_acl(s.user, s.password, all=True),
-            ACL(Permissions.READ, Id("world", "anyone"))]
-           if s.user and s.password else None)
+    auth, acl = digest_auth(s), _acl(s)
     if s.chroot:
         _chroot(s, session_timeout, acl, auth, create=create_chroot)
     client = KazooClient(hosts=s.hosts + s.chroot, timeout=session_timeout,
@@ -115,6 +115,27 @@ def open_client(settings: ZooKeeperSettings, session_timeout: float,
         client.close()
         raise
     return client
+
+
+def _acl(s: ZooKeeperSettings) -> list[ACL] | None:
+    """Keys written with digest auth: all rights for that user, read for everyone (the
+    consumers' access; ZooKeeper ACLs are per znode, not inherited)."""
+    return ([make_digest_acl(s.user, s.password, all=True),
+             ACL(Permissions.READ, Id("world", "anyone"))]
+            if s.user and s.password else None)
+
+
+def restore_chroot(client: KazooClient, s: ZooKeeperSettings, session_timeout: float) -> None:
+    """The chroot again, when someone deleted it under a running writer (`deleteall`): every
+    create under it fails with NoNodeError, which re-planning alone never mends."""
+    if s.chroot and client.exists("/") is None:
+        log.warning("the zookeeper chroot is gone; making it again", chroot=s.chroot)
+        _chroot(s, session_timeout, _acl(s), digest_auth(s), create=True)
+
+
+def digest_auth(s: ZooKeeperSettings) -> list[tuple[str, str]] | None:
+    """kazoo's auth_data for the store's digest user, when one is set."""
+    return [("digest", f"{s.user}:{s.password}")] if s.user and s.password else None
 
 
 def _chroot(s: ZooKeeperSettings, session_timeout: float, acl: list[ACL] | None,

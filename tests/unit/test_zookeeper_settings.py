@@ -50,3 +50,19 @@ def test_run_config_takes_the_session_timeout_from_ttl():
                           ttl="12s", ip="127.0.0.1", hostname="h1")
     assert config.zookeeper is not None
     assert config.zookeeper.session_timeout == 12
+
+
+def test_a_trailing_slash_is_no_chroot_as_zookeepers_own_clients_read_it():
+    """zkCli and kazoo read "HOST:PORT/" as no chroot; it was refused with a message about
+    --prefix, a flag the user had not given."""
+    assert zookeeper_settings("zk:2181/", None, None, None).chroot == ""
+
+
+@pytest.mark.parametrize("text", ["zk:2181//", "zk:2181/a/\ue000", "zk:2181/a\ufff5b"])
+def test_a_chroot_zookeeper_would_refuse_is_one_config_error_about_the_chroot(text):
+    """ZooKeeper refuses paths with private-use or U+FFF0.. characters (PathUtils): such a
+    chroot passed, and the daemon then failed at its first write with a bare
+    BadArgumentsError; an empty one was reported as a bad --prefix."""
+    with pytest.raises(ConfigError, match="chroot") as caught:
+        zookeeper_settings(text, None, None, None)
+    assert "--prefix" not in str(caught.value)
