@@ -148,3 +148,27 @@ def test_keys_that_are_not_variable_names_are_skipped(config, etcd, prefix, tmp_
     # With a prefix they are names again.
     seen, _ = run_probe(etcd, prefix, tmp_path, "--prefix-env", "APP_")
     assert (seen["env"]["APP_1ABC"], seen["env"]["APP_0_X"]) == ("v-1abc", "v-0/x")
+
+
+# Each of these makes some program run code of the value's choosing (or trust other TLS
+# roots, or read its startup files elsewhere): a shell's, git's, OpenSSL's, Lua's, PHP's,
+# .NET's, Erlang's, Perl's debugger, less's input filter, an editor or pager a program opens.
+MORE_DANGEROUS = ("lua.init", "lua.path", "openssl.conf", "openssl.engines", "phprc",
+                  "php.ini.scan.dir", "dotnet.startup.hooks", "coreclr.profiler.path",
+                  "erl.aflags", "perl5db", "lessopen", "editor", "pager", "zdotdir",
+                  "shellopts", "bashopts", "git.config.parameters", "git.config.count",
+                  "git.askpass", "ssh.askpass", "requests.ca.bundle", "curl.ca.bundle",
+                  "node.extra.ca.certs", "java.home", "gem.path", "r.profile.user")
+
+
+def test_more_names_that_pick_what_runs_are_skipped(config, etcd, prefix, tmp_path):
+    probe(tmp_path / "good", "good", tmp_path / "probe.json")
+    for key in (*MORE_DANGEROUS, "node.env"):
+        assert config("set", "shop", key, "/srv/evil").code == 0
+    seen, err = run_probe(etcd, prefix, tmp_path)
+    assert seen["env"]["NODE_ENV"] == "/srv/evil"  # an ordinary setting stays
+    names = [key.upper().replace(".", "_") for key in MORE_DANGEROUS]
+    # (the program's own value of such a name stays: this machine sets a few CA bundles)
+    assert [name for name in names if seen["env"].get(name) == "/srv/evil"] == []
+    for name in names:
+        assert len([line for line in err.splitlines() if f"${name} " in line]) == 1, err
