@@ -172,3 +172,27 @@ def test_more_names_that_pick_what_runs_are_skipped(config, etcd, prefix, tmp_pa
     assert [name for name in names if seen["env"].get(name) == "/srv/evil"] == []
     for name in names:
         assert len([line for line in err.splitlines() if f"${name} " in line]) == 1, err
+
+
+def test_render_keeps_its_own_credentials_from_check_and_reload_commands(secured, pki,
+                                                                          tmp_path):
+    """The commands render runs (a checker, a reload) are programs too: they get render's
+    environment without its REGISTRATOR_* settings, the store password among them."""
+    server, prefix = secured
+    set_value(pki, server, prefix, "shop", "db.url", "postgres://db")
+    src, dest = tmp_path / "app.conf.j2", tmp_path / "app.conf"
+    src.write_text("url={{ config('shop', 'db.url') }}\n")
+    seen = {"check": tmp_path / "check.env", "reload": tmp_path / "reload.env"}
+    env = store_env(pki, server, prefix, UNRELATED="kept")
+    done = subprocess.run(
+        [sys.executable, "-m", "registrator", "render", "--once", "--template", str(src),
+         "--dest", str(dest), "--check-cmd", f"env > {seen['check']}",
+         "--reload-cmd", f"env > {seen['reload']}"],
+        env=env, capture_output=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert dest.read_text() == "url=postgres://db\n"
+    for path in seen.values():
+        text = path.read_text()
+        assert "UNRELATED=kept" in text
+        assert USER_PASSWORD not in text
+        assert [line for line in text.splitlines() if line.startswith("REGISTRATOR_")] == []
