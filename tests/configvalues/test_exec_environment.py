@@ -6,6 +6,8 @@ a variable name. Against etcd with TLS and password auth, as exec runs in produc
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -196,3 +198,30 @@ def test_render_keeps_its_own_credentials_from_check_and_reload_commands(secured
         assert "UNRELATED=kept" in text
         assert USER_PASSWORD not in text
         assert [line for line in text.splitlines() if line.startswith("REGISTRATOR_")] == []
+
+
+def test_gpg_does_not_get_the_store_password(secured, pki, keys, tmp_path):
+    """gpg (and the agent it starts) decrypt with the keyring only: they do not get the
+    command's REGISTRATOR_* settings either. A `gpg` first in PATH records its environment
+    and runs the real one."""
+    server, prefix = secured
+    alice, _ = keys
+    set_value(pki, server, prefix, "shop", "db.password", "hunter2-s3cret", "--encrypt",
+              "--keyring", alice.public, "--allow-argv")
+    wrappers, seen = tmp_path / "bin", tmp_path / "gpg.env"
+    wrappers.mkdir()
+    real = shutil.which("gpg")
+    assert real is not None
+    (wrappers / "gpg").write_text(f'#!/bin/sh\nenv >> {seen}\nexec {real} "$@"\n')
+    (wrappers / "gpg").chmod(0o755)
+    env = store_env(pki, server, prefix, REGISTRATOR_SECRET_KEYRING=alice.secret,
+                    PATH=f"{wrappers}:{os.environ['PATH']}")
+    done = subprocess.run([sys.executable, "-m", "registrator", "config", "get", "shop",
+                           "db.password"], env=env, capture_output=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout == b"hunter2-s3cret\n"
+    text = seen.read_text()
+    assert "PATH=" in text  # the wrapper ran
+    assert USER_PASSWORD not in text
+    assert [line for line in text.splitlines() if line.startswith("REGISTRATOR_")] == []
