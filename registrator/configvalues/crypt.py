@@ -167,6 +167,9 @@ def decrypt(value: bytes, secret_keyring: str, name: str) -> bytes:
         return _decrypt_stream(gpg, raw, name, secret_keyring)
 
 
+GPG_TIMEOUT = 30.0  # seconds for one decryption; crypt's values take milliseconds
+
+
 def _decrypt_stream(gpg: gnupg.GPG, raw: bytes, name: str, keyring: str) -> bytes:
     argv = [gpg.gpgbinary, "--homedir", gpg.gnupghome, "--batch", "--no-tty", "--status-fd",
             "2", *_GPG_ARGS, "--max-output", str(MAX_PLAINTEXT_BYTES + 1), "--decrypt"]
@@ -179,6 +182,10 @@ def _decrypt_stream(gpg: gnupg.GPG, raw: bytes, name: str, keyring: str) -> byte
         # its input.
         feeder = threading.Thread(target=_feed, args=(proc.stdin, raw), daemon=True)
         feeder.start()
+        # gpg that never answers (a stuck agent) must not hang `config get` or a `--watch`
+        # read forever: killed after GPG_TIMEOUT, which ends its output.
+        timer = threading.Timer(GPG_TIMEOUT, proc.kill)
+        timer.start()
         data: bytes | None = None
         problem: str | None = "not gzip"
         killed = False
@@ -190,9 +197,14 @@ def _decrypt_stream(gpg: gnupg.GPG, raw: bytes, name: str, keyring: str) -> byte
                 killed = True
             proc.stdout.close()
             proc.wait()
+            timed_out = not timer.is_alive() and proc.returncode < 0  # killed by it
+            timer.cancel()
             feeder.join()
         status.seek(0)
         text = status.read().decode("utf-8", "replace")
+    if timed_out and not killed:
+        raise CryptError(f"{name}: gpg did not finish decrypting within {GPG_TIMEOUT:g}s; "
+                         "stopped")
     if problem == "too large":
         raise CryptError(f"{name}: the decrypted value is larger than "
                          f"{MAX_PLAINTEXT_BYTES // (1024 * 1024)} MiB; refused")
