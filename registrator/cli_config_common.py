@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
 from collections.abc import Callable
+from types import FrameType
 from typing import Any, TypeVar
 
 import click
@@ -27,12 +29,19 @@ def host_option(func: F) -> F:
         help="Host whose overrides apply [default: this host, as `run` names it].")(func)
 
 
+def _terminated(sig: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + sig)
+
+
 def one_line_errors(func: F) -> F:
     """Store, keyring and value problems: exit 1 with one line. ConfigError (bad names or
     flags) goes on to main(), which exits 2."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        # SIGTERM unwinds like an error (exit 143): a throwaway GnuPG home holds the secret
+        # key and an agent while a value is decrypted; both go on the way out.
+        previous = signal.signal(signal.SIGTERM, _terminated)
         try:
             return func(*args, **kwargs)
         except ConfigError:
@@ -40,6 +49,8 @@ def one_line_errors(func: F) -> F:
         except RegistratorError as exc:
             message = " ".join(str(exc).split()) or type(exc).__name__
             raise click.ClickException(message) from None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     return wrapper  # type: ignore[return-value]
 

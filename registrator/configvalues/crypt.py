@@ -19,6 +19,7 @@ import binascii
 import contextlib
 import gzip
 import logging
+import os
 import shutil
 import subprocess
 import tempfile
@@ -30,6 +31,7 @@ from typing import IO
 
 import gnupg
 
+from registrator.configvalues.environment import program_base_env
 from registrator.configvalues.openpgp import other_message_kind, starts_public_key_encrypted
 from registrator.errors import RegistratorError
 from registrator.settings import warn_if_exposed
@@ -84,13 +86,19 @@ def _decode(value: bytes) -> bytes | None:
         return None
 
 
+def _gpg_env() -> dict[str, str]:
+    """gpg and its agent need the keyring, not the command's store credentials
+    (REGISTRATOR_ETCD_PASSWORD...): the same environment `config exec` gives a program."""
+    return program_base_env(os.environ, ())
+
+
 @contextlib.contextmanager
 def _gnupg_home() -> Iterator[gnupg.GPG]:
     # Short path under /tmp: gpg-agent's socket path must fit in a sockaddr_un.
     home = tempfile.mkdtemp(prefix="registrator-gpg-", dir="/tmp")
     try:
         try:
-            gpg = gnupg.GPG(gnupghome=home)
+            gpg = gnupg.GPG(gnupghome=home, env=_gpg_env())
         except OSError:
             raise CryptError("gpg (GnuPG) is not installed; encrypted values need it") from None
         yield gpg
@@ -98,7 +106,7 @@ def _gnupg_home() -> Iterator[gnupg.GPG]:
         # gpg starts an agent for secret-key work; it must not outlive the operation.
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             subprocess.run(["gpgconf", "--homedir", home, "--kill", "all"],  # noqa: S603, S607 - fixed argv
-                           capture_output=True, timeout=10, check=False)
+                           capture_output=True, timeout=10, check=False, env=_gpg_env())
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -159,18 +167,25 @@ def decrypt(value: bytes, secret_keyring: str, name: str) -> bytes:
         return _decrypt_stream(gpg, raw, name, secret_keyring)
 
 
+GPG_TIMEOUT = 30.0  # seconds for one decryption; crypt's values take milliseconds
+
+
 def _decrypt_stream(gpg: gnupg.GPG, raw: bytes, name: str, keyring: str) -> bytes:
     argv = [gpg.gpgbinary, "--homedir", gpg.gnupghome, "--batch", "--no-tty", "--status-fd",
             "2", *_GPG_ARGS, "--max-output", str(MAX_PLAINTEXT_BYTES + 1), "--decrypt"]
     with tempfile.TemporaryFile() as status:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,  # noqa: S603 - fixed argv
-                                stderr=status)
+                                stderr=status, env=_gpg_env())
         assert proc.stdin is not None  # noqa: S101 - a PIPE
         assert proc.stdout is not None  # noqa: S101 - a PIPE
         # Fed from a thread: gpg may block writing its output while we would block feeding
         # its input.
         feeder = threading.Thread(target=_feed, args=(proc.stdin, raw), daemon=True)
         feeder.start()
+        # gpg that never answers (a stuck agent) must not hang `config get` or a `--watch`
+        # read forever: killed after GPG_TIMEOUT, which ends its output.
+        timer = threading.Timer(GPG_TIMEOUT, proc.kill)
+        timer.start()
         data: bytes | None = None
         problem: str | None = "not gzip"
         killed = False
@@ -182,9 +197,14 @@ def _decrypt_stream(gpg: gnupg.GPG, raw: bytes, name: str, keyring: str) -> byte
                 killed = True
             proc.stdout.close()
             proc.wait()
+            timed_out = not timer.is_alive() and proc.returncode < 0  # killed by it
+            timer.cancel()
             feeder.join()
         status.seek(0)
         text = status.read().decode("utf-8", "replace")
+    if timed_out and not killed:
+        raise CryptError(f"{name}: gpg did not finish decrypting within {GPG_TIMEOUT:g}s; "
+                         "stopped")
     if problem == "too large":
         raise CryptError(f"{name}: the decrypted value is larger than "
                          f"{MAX_PLAINTEXT_BYTES // (1024 * 1024)} MiB; refused")

@@ -22,9 +22,22 @@ DANGEROUS_NAMES = frozenset({
     "GCONV_PATH", "GLIBC_TUNABLES", "LOCPATH", "NLSPATH", "HOSTALIASES", "RESOLV_HOST_CONF",
     "TMPDIR", "PERL5LIB", "PERL5OPT", "PERLLIB", "RUBYLIB", "RUBYOPT", "NODE_OPTIONS",
     "NODE_PATH", "CLASSPATH", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS",
-    "GIT_EXEC_PATH", "GIT_SSH", "GIT_SSH_COMMAND", "SSL_CERT_FILE", "SSL_CERT_DIR",
+    "SSL_CERT_FILE", "SSL_CERT_DIR",
+    # Shells' startup files and options; programs a program opens (editor, pager, less's
+    # input filter, askpass helpers); Perl's debugger; PHP's, Ruby's and R's start files;
+    # .NET's startup hooks; Erlang's flags; other TLS trust stores; where Java is.
+    "ZDOTDIR", "SHELLOPTS", "BASHOPTS", "EDITOR", "VISUAL", "PAGER", "MANPAGER",
+    "LESSOPEN", "LESSCLOSE", "SSH_ASKPASS", "SUDO_ASKPASS", "BROWSER", "PERL5DB",
+    "PERL5SHELL", "PHPRC", "PHP_INI_SCAN_DIR", "GEM_HOME", "GEM_PATH", "BUNDLE_GEMFILE",
+    "R_PROFILE", "R_PROFILE_USER", "R_ENVIRON", "R_ENVIRON_USER", "R_LIBS",
+    "DOTNET_STARTUP_HOOKS", "DOTNET_ADDITIONAL_DEPS", "ERL_AFLAGS", "ERL_ZFLAGS",
+    "ERL_FLAGS", "ERL_LIBS", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS",
+    "JAVA_HOME", "TCLLIBPATH", "GUILE_LOAD_PATH", "KRB5_CONFIG",
 })
-DANGEROUS_PREFIXES = ("LD_", "DYLD_", "PYTHON", "MALLOC_")
+# GIT_ (GIT_CONFIG_*, GIT_SSH_COMMAND, GIT_ASKPASS...), OPENSSL_ (OPENSSL_CONF loads engines),
+# LUA_ (LUA_INIT runs code), CORECLR_/COR_ (.NET profilers).
+DANGEROUS_PREFIXES = ("LD_", "DYLD_", "PYTHON", "MALLOC_", "GIT_", "OPENSSL_", "LUA_",
+                      "CORECLR_", "COR_")
 
 
 def program_base_env(environ: Mapping[str, str], pass_env: Collection[str]) -> dict[str, str]:

@@ -126,7 +126,14 @@ class Runner:
     def run(self) -> int:
         # Resolved in exec's own PATH, before any value is applied (issue 21).
         executable = resolve(self.argv[0], self.base_env.get("PATH"))
-        values = self._first_load()
+        # A stop while the store is retried ends exec (128+N): as PID 1, a signal without a
+        # handler is ignored, and `docker stop` would wait out --retry-for.
+        before = {sig: signal.signal(sig, _stop_now) for sig in STOPPING}
+        try:
+            values = self._first_load()
+        finally:
+            for sig, handler in before.items():
+                signal.signal(sig, handler)
         become_subreaper()
         previous = {sig: signal.signal(sig, self._on_signal) for sig in FORWARDED}
         try:
@@ -241,6 +248,10 @@ class Runner:
         log.info("configuration changed; restarting the program", variables=sorted(values))
         self.restarting = True
         self._terminate()
+
+
+def _stop_now(sig: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + sig)
 
 
 def run_program(argv: Sequence[str], base_env: Mapping[str, str],  # noqa: PLR0913

@@ -17,6 +17,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import IO
 
+from registrator.configvalues.environment import program_base_env
 from registrator.consumers.ls import printable
 from registrator.consumers.masking import mask
 
@@ -93,7 +94,7 @@ def run_command(cmd: str, timeout: float = DEFAULT_TIMEOUT,
     try:
         proc = subprocess.Popen(["/bin/sh", "-c", cmd], stdin=subprocess.DEVNULL,  # noqa: S603
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                env=command_environment(os.environ),
+                                env=program_base_env(os.environ, ()),
                                 start_new_session=True)  # its own group: a timeout ends all
     except (OSError, ValueError) as exc:  # ValueError: a NUL in the command (TOML allows it)
         why = exc.strerror if isinstance(exc, OSError) else str(exc)

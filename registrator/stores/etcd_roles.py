@@ -94,6 +94,19 @@ def _own_role(store: EtcdStore, role: str, root: str, app: str) -> Sequence[Any]
     return permissions
 
 
+def _check_same_access(permissions: Sequence[Any], role: str, start: bytes, end: bytes,
+                       kind: int) -> None:
+    """etcd merges a role's permissions, and every user of the role gets them: read on a
+    role that writes would leave the new user a writer while grant says "read", write on a
+    role that reads would make all its readers writers. Either is refused."""
+    kinds = {p.permType for p in permissions if p.key == start and p.range_end == end}
+    if kinds and kinds != {kind}:
+        has = "read-write" if etcdrpc.Permission.READWRITE in kinds else "read"
+        raise ZoneRefusedError(
+            f"role {role!r} gives {has} access; grant does not change what its users may "
+            "do: name another --role")
+
+
 @_converted
 def grant_prefix(store: EtcdStore, role: str, prefix: str, user: str, write: bool,  # noqa: PLR0913
                  app: str) -> None:
@@ -101,14 +114,17 @@ def grant_prefix(store: EtcdStore, role: str, prefix: str, user: str, write: boo
     refused), let it read (with `write` also write) every key under `prefix`, and give it
     to `user`. Needs an etcd user allowed to manage auth (root)."""
     stub, timeout, call = _call(store)
-    if _own_role(store, role, prefix, app) is None:
+    kind = etcdrpc.Permission.READWRITE if write else etcdrpc.Permission.READ
+    start, end = _range(prefix.encode())
+    existing = _own_role(store, role, prefix, app)
+    if existing is not None:
+        _check_same_access(existing, role, start, end, kind)
+    else:
         stub.RoleAdd(etcdrpc.AuthRoleAddRequest(name=role), timeout, **call)
         mark = etcdrpc.Permission(permType=etcdrpc.Permission.READ,
                                   key=prefix.encode() + _MARK)
         stub.RoleGrantPermission(etcdrpc.AuthRoleGrantPermissionRequest(name=role, perm=mark),
                                  timeout, **call)
-    kind = etcdrpc.Permission.READWRITE if write else etcdrpc.Permission.READ
-    start, end = _range(prefix.encode())
     permission = etcdrpc.Permission(permType=kind, key=start, range_end=end)
     stub.RoleGrantPermission(etcdrpc.AuthRoleGrantPermissionRequest(name=role, perm=permission),
                              timeout, **call)

@@ -6,6 +6,8 @@ a variable name. Against etcd with TLS and password auth, as exec runs in produc
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -148,3 +150,78 @@ def test_keys_that_are_not_variable_names_are_skipped(config, etcd, prefix, tmp_
     # With a prefix they are names again.
     seen, _ = run_probe(etcd, prefix, tmp_path, "--prefix-env", "APP_")
     assert (seen["env"]["APP_1ABC"], seen["env"]["APP_0_X"]) == ("v-1abc", "v-0/x")
+
+
+# Each of these makes some program run code of the value's choosing (or trust other TLS
+# roots, or read its startup files elsewhere): a shell's, git's, OpenSSL's, Lua's, PHP's,
+# .NET's, Erlang's, Perl's debugger, less's input filter, an editor or pager a program opens.
+MORE_DANGEROUS = ("lua.init", "lua.path", "openssl.conf", "openssl.engines", "phprc",
+                  "php.ini.scan.dir", "dotnet.startup.hooks", "coreclr.profiler.path",
+                  "erl.aflags", "perl5db", "lessopen", "editor", "pager", "zdotdir",
+                  "shellopts", "bashopts", "git.config.parameters", "git.config.count",
+                  "git.askpass", "ssh.askpass", "requests.ca.bundle", "curl.ca.bundle",
+                  "node.extra.ca.certs", "java.home", "gem.path", "r.profile.user")
+
+
+def test_more_names_that_pick_what_runs_are_skipped(config, etcd, prefix, tmp_path):
+    probe(tmp_path / "good", "good", tmp_path / "probe.json")
+    for key in (*MORE_DANGEROUS, "node.env"):
+        assert config("set", "shop", key, "/srv/evil").code == 0
+    seen, err = run_probe(etcd, prefix, tmp_path)
+    assert seen["env"]["NODE_ENV"] == "/srv/evil"  # an ordinary setting stays
+    names = [key.upper().replace(".", "_") for key in MORE_DANGEROUS]
+    # (the program's own value of such a name stays: this machine sets a few CA bundles)
+    assert [name for name in names if seen["env"].get(name) == "/srv/evil"] == []
+    for name in names:
+        assert len([line for line in err.splitlines() if f"${name} " in line]) == 1, err
+
+
+def test_render_keeps_its_own_credentials_from_check_and_reload_commands(secured, pki,
+                                                                          tmp_path):
+    """The commands render runs (a checker, a reload) are programs too: they get render's
+    environment without its REGISTRATOR_* settings, the store password among them."""
+    server, prefix = secured
+    set_value(pki, server, prefix, "shop", "db.url", "postgres://db")
+    src, dest = tmp_path / "app.conf.j2", tmp_path / "app.conf"
+    src.write_text("url={{ config('shop', 'db.url') }}\n")
+    seen = {"check": tmp_path / "check.env", "reload": tmp_path / "reload.env"}
+    env = store_env(pki, server, prefix, UNRELATED="kept")
+    done = subprocess.run(
+        [sys.executable, "-m", "registrator", "render", "--once", "--template", str(src),
+         "--dest", str(dest), "--check-cmd", f"env > {seen['check']}",
+         "--reload-cmd", f"env > {seen['reload']}"],
+        env=env, capture_output=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert dest.read_text() == "url=postgres://db\n"
+    for path in seen.values():
+        text = path.read_text()
+        assert "UNRELATED=kept" in text
+        assert USER_PASSWORD not in text
+        assert [line for line in text.splitlines() if line.startswith("REGISTRATOR_")] == []
+
+
+def test_gpg_does_not_get_the_store_password(secured, pki, keys, tmp_path):
+    """gpg (and the agent it starts) decrypt with the keyring only: they do not get the
+    command's REGISTRATOR_* settings either. A `gpg` first in PATH records its environment
+    and runs the real one."""
+    server, prefix = secured
+    alice, _ = keys
+    set_value(pki, server, prefix, "shop", "db.password", "hunter2-s3cret", "--encrypt",
+              "--keyring", alice.public, "--allow-argv")
+    wrappers, seen = tmp_path / "bin", tmp_path / "gpg.env"
+    wrappers.mkdir()
+    real = shutil.which("gpg")
+    assert real is not None
+    (wrappers / "gpg").write_text(f'#!/bin/sh\nenv >> {seen}\nexec {real} "$@"\n')
+    (wrappers / "gpg").chmod(0o755)
+    env = store_env(pki, server, prefix, REGISTRATOR_SECRET_KEYRING=alice.secret,
+                    PATH=f"{wrappers}:{os.environ['PATH']}")
+    done = subprocess.run([sys.executable, "-m", "registrator", "config", "get", "shop",
+                           "db.password"], env=env, capture_output=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout == b"hunter2-s3cret\n"
+    text = seen.read_text()
+    assert "PATH=" in text  # the wrapper ran
+    assert USER_PASSWORD not in text
+    assert [line for line in text.splitlines() if line.startswith("REGISTRATOR_")] == []

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from config_support import clean_env, exec_cmd
-from harness import terminate, wait_until
+from harness import free_port, terminate, wait_until
 
 
 def state(pid: int) -> str | None:
@@ -161,3 +161,32 @@ def test_as_pid_1_exec_reaps_orphans(etcd, prefix, tmp_path):
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=20)
         terminate(proc)
+
+
+@pytest.mark.skipif(not can_unshare(), reason="needs unshare with PID namespaces")
+def test_as_pid_1_a_stop_ends_the_retries_at_start(prefix, tmp_path):
+    """PID 1 gets no signal it has no handler for: while exec retried an unreachable store
+    at start (--retry-for), `docker stop`'s SIGTERM was ignored. It ends exec at once."""
+    err = tmp_path / "exec.err"
+    with err.open("wb") as stderr:
+        proc = subprocess.Popen(
+            ["unshare", "--pid", "--fork", "--mount-proc",
+             *exec_cmd(f"http://127.0.0.1:{free_port()}", prefix, "shop", "--retry-for",
+                       "10m", "--etcd-timeout", "500ms", program=["true"])],
+            env=clean_env(), stdout=subprocess.DEVNULL, stderr=stderr)
+    exec_pid = 0
+    try:
+        exec_pid = wait_until(lambda: children(proc.pid), timeout=20, message="exec")[0]
+        wait_until(lambda: "retrying" in err.read_text(), timeout=30,
+                   message="exec to say it retries")
+        os.kill(exec_pid, signal.SIGTERM)
+        wait_until(lambda: not alive(exec_pid), timeout=20,
+                   message="exec (PID 1) to end on SIGTERM")
+    finally:
+        if exec_pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(exec_pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=20)
+        terminate(proc)
+    assert "Traceback" not in err.read_text()

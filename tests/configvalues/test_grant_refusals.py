@@ -143,3 +143,26 @@ def test_grant_without_auth_enforces_nothing_and_says_so(plain_etcd):
     assert allowed.code == 0, allowed.err
     assert "enforces nothing until auth is enabled" in one_line(allowed)
     assert f"read on {prefix}/config/shop/" in allowed.text
+
+
+def test_grant_never_changes_what_the_role_s_other_users_may_do(zone):
+    """etcd merges a role's permissions: granting read with a role that already writes left
+    the new user a writer (while saying "read"), and --write with a role that only reads
+    made every user of the role a writer. grant refuses both; another --role does it."""
+    zone.enable_auth()
+    assert zone.root("grant", "shop", "--user", SHOP[0], "--write").code == 0
+    refused = zone.root("grant", "shop", "--user", SHOPPING[0])
+    assert refused.code == 1, refused
+    assert "config-shop" in one_line(refused)
+    assert zone.app(SHOPPING, "set", "shop", "db.url", "postgres://evil").code == 1
+    assert zone.app(SHOPPING, "get", "shop", "db.url").code == 1  # nothing granted
+    # A read role of its own for the reader: read, and only read.
+    assert zone.root("grant", "shop", "--user", SHOPPING[0], "--role", "shop-read").code == 0
+    assert zone.app(SHOPPING, "get", "shop", "db.url").text == "postgres://shop\n"
+    assert zone.app(SHOPPING, "set", "shop", "db.url", "postgres://evil").code == 1
+    # The other way round: --write on the read role would make its readers writers.
+    refused = zone.root("grant", "shop", "--user", SHOP[0], "--write", "--role", "shop-read")
+    assert refused.code == 1, refused
+    assert "shop-read" in one_line(refused)
+    assert zone.app(SHOPPING, "set", "shop", "db.url", "postgres://evil").code == 1
+    assert zone.app(SHOP, "get", "shop", "db.url").text == "postgres://shop\n"
