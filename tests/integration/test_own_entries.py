@@ -12,12 +12,14 @@ from harness import wait_until
 LOCAL = ("127.0.0.1", None)
 
 
-def snapshot(view, prefix, host):
-    """{key: (value, create_revision)} of one host's keys (entries and index)."""
+def snapshot(view, prefix, host, names):
+    """{key: (value, create_revision)} of one host's keys (entries and index) for the
+    test's own containers (`names`): the shared dockerd may start others meanwhile, which
+    a daemon without --explicit registers too."""
     out = {}
     for value, meta in view.client.get_prefix(prefix + "/"):
         key = meta.key.decode()
-        if f"/{host}" in key or f"{host}:" in key:
+        if (f"/{host}" in key or f"{host}:" in key) and any(n in key for n in names):
             out[key] = (value, meta.create_revision)
     return out
 
@@ -37,14 +39,15 @@ def test_crash_drift_and_lease_loss_clean_only_this_hosts_entries(start_daemon, 
     wait_until(lambda: mine(first, containers) == both and mine(other, containers) == both,
                message="both hosts registered both containers")
     view = first.etcd.view
-    theirs = snapshot(view, first.prefix, "other-host")
+    names = (keep.name, gone.name)
+    theirs = snapshot(view, first.prefix, "other-host", names)
     assert any("/index/other-host/" in k for k in theirs)
 
     # Crash, a container stops meanwhile, restart: its leftover goes at once, not at TTL.
     first.kill()
     gone.stop(timeout=1)
     wait_until(lambda: mine(other, containers) == {keep.id}, message="the other host followed")
-    theirs = snapshot(view, first.prefix, "other-host")
+    theirs = snapshot(view, first.prefix, "other-host", names)
     second = start_daemon("--ttl", "300", "--resync", "500ms")
     wait_until(lambda: mine(second, containers) == {keep.id}, message="leftover removed")
     index = view.keys(f"{first.prefix}/index/{second.hostname}/")
@@ -66,5 +69,5 @@ def test_crash_drift_and_lease_loss_clean_only_this_hosts_entries(start_daemon, 
     wait_until(lambda: (r := second.host_record()) and int(r["lease"], 16) != lease,
                timeout=20, message="a new lease")
     wait_until(lambda: mine(second, containers) == {keep.id}, message="rewritten")
-    assert snapshot(view, first.prefix, "other-host") == theirs  # untouched throughout
+    assert snapshot(view, first.prefix, "other-host", names) == theirs  # untouched throughout
     second.send(signal.SIGTERM)
