@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
-from consumer_support import HAPROXY, HAProxy, Process
+from consumer_support import consumer, haproxy  # noqa: F401 - fixtures, shared
 from harness import new_prefix
 
 
@@ -19,34 +18,6 @@ def prefix(etcd):
     etcd.view.client.delete_prefix(name + "/")
 
 
-@pytest.fixture
-def consumer(tmp_path):
-    started = []
-
-    def start(*args, env=None):
-        process = Process(tmp_path, *args, env=env)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.stop()
-
-
-@pytest.fixture
-def haproxy(tmp_path):
-    if not Path(HAPROXY).exists():
-        pytest.skip("haproxy is not installed (scripts/setup installs it)")
-    started = []
-
-    def start(cfg):
-        proxy = HAProxy(cfg)
-        started.append(proxy)
-        return proxy
-
-    yield start
-    for proxy in started:
-        proxy.stop()
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from harness import JsonLog, terminate, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -154,3 +155,35 @@ class ClientLoop:
         self._stop.set()
         with contextlib.suppress(RuntimeError):
             self._thread.join(10)
+
+
+# Fixtures shared by the consumers', serve's and serve's DNS tests (their conftests import
+# them): subprocesses and HAProxy instances stopped by their own pid at the end.
+@pytest.fixture
+def consumer(tmp_path: Path) -> Any:
+    started: list[Process] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> Process:
+        process = Process(tmp_path, *args, env=env)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def haproxy() -> Any:
+    if not Path(HAPROXY).exists():
+        pytest.skip("haproxy is not installed (scripts/setup installs it)")
+    started: list[HAProxy] = []
+
+    def start(cfg: Path, env: dict[str, str] | None = None) -> HAProxy:
+        proxy = HAProxy(cfg, env)
+        started.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in started:
+        proxy.stop()

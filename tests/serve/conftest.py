@@ -10,22 +10,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "consumers"))
 
-from consumer_support import Process
+from consumer_support import consumer  # noqa: F401 - a fixture, shared
 from harness import new_prefix
-
-
-@pytest.fixture
-def consumer(tmp_path):
-    started = []
-
-    def start(*args, env=None):
-        process = Process(tmp_path, *args, env=env)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.stop()
 
 
 @pytest.fixture
