@@ -142,8 +142,14 @@ def test_config_grant_creates_the_zone(fresh_tls_etcd, pki):
     assert as_shop("get", "other", "db.url").code == 1
     assert as_shop("set", "shop", "db.url", "postgres://mine").code == 1
 
-    # Again with --write: the same role now lets the shop write its own values, only those.
-    assert as_root("grant", "shop", "--user", SHOP_USER, "--write").code == 0
+    # Write access is a role of its own: grant never changes what a role already gives
+    # (etcd merges a role's permissions, so its other users would be widened too).
+    widened = as_root("grant", "shop", "--user", SHOP_USER, "--write")
+    assert widened.code == 1
+    assert "name another --role" in one_line(widened)
+    assert as_shop("set", "shop", "db.url", "postgres://mine").code == 1
+    assert as_root("grant", "shop", "--user", SHOP_USER, "--write",
+                   "--role", "config-shop-rw").code == 0
     assert as_shop("set", "shop", "db.url", "postgres://mine").code == 0
     assert as_shop("get", "shop", "db.url").text == "postgres://mine\n"
     refused = as_shop("set", "other", "db.url", "postgres://evil")
