@@ -27,7 +27,8 @@ def main() -> None:
                              dns_ttl=0, http_cert=None, http_key=None, show_config=False,
                              stale_after=10, metrics_addr=None)
     assert settings.http is not None  # noqa: S101 - set just above
-    _run_http(Starlette(routes=[Route("/", trivial)]), settings, _bind_http(settings.http))
+    _run_http(Starlette(routes=[Route("/", trivial)]), settings, _bind_http(settings.http),
+              on_shutdown=lambda: None)
 
 
 if __name__ == "__main__":
