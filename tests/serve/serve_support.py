@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
+import socket
 from typing import Any
 
 from consumer_support import Process, cli
@@ -91,3 +93,25 @@ def ls_json(server: Any, prefix: str, *args: str) -> Any:
 
 
 __all__ = ["Process", "Serve", "get_json", "ls_json", "put", "put_host", "record", "request"]
+
+
+def read_all(sock: socket.socket) -> bytes:
+    """Everything a raw HTTP connection sends until it is closed (or reset, or quiet past
+    the socket's timeout); the socket is closed after."""
+    chunks = []
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except (ConnectionResetError, TimeoutError):
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    sock.close()
+    return b"".join(chunks)
+
+
+def status_of(raw: bytes) -> int | None:
+    """The status code of a raw HTTP/1.1 answer, None when it is not one."""
+    match = re.match(rb"HTTP/1\.1 (\d{3})", raw)
+    return int(match.group(1)) if match else None

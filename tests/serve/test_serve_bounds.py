@@ -5,14 +5,13 @@ the slots of clients that went away are given back."""
 
 from __future__ import annotations
 
-import re
 import select
 import selectors
 import socket
 import time
 
 from harness import wait_until
-from serve_support import Serve, put, record
+from serve_support import Serve, put, read_all, record, status_of
 
 
 def _raw(port, data, source="127.0.0.1", timeout=10.0):
@@ -22,23 +21,6 @@ def _raw(port, data, source="127.0.0.1", timeout=10.0):
     return sock
 
 
-def _answer(sock):
-    chunks = []
-    while True:
-        try:
-            chunk = sock.recv(65536)
-        except (ConnectionResetError, TimeoutError):
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    sock.close()
-    return b"".join(chunks)
-
-
-def _status(raw):
-    match = re.match(rb"HTTP/1\.1 (\d{3})", raw)
-    return int(match.group(1)) if match else None
 
 
 def test_oversized_malformed_and_body_requests_get_error_answers(store, prefix, consumer):
@@ -48,15 +30,15 @@ def test_oversized_malformed_and_body_requests_get_error_answers(store, prefix, 
     huge = b"GET /v1/services HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 64 * 1024 + b"\r\n\r\n"
     # h11 answers 400 to a head that arrives in pieces past 16 KiB; one that arrives whole
     # is measured after parsing: 431.
-    assert _status(_answer(_raw(port, huge))) in (400, 431)
+    assert status_of(read_all(_raw(port, huge))) in (400, 431)
     long_url = b"GET /v1/services/" + b"a" * 40000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
-    assert _status(_answer(_raw(port, long_url))) in (400, 431)
-    assert _status(_answer(_raw(port, b"GARBAGE\x00\x01\r\n\r\n"))) == 400
+    assert status_of(read_all(_raw(port, long_url))) in (400, 431)
+    assert status_of(read_all(_raw(port, b"GARBAGE\x00\x01\r\n\r\n"))) == 400
     body = b"POST /v1/services HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
-    assert _status(_answer(_raw(port, body))) == 413
+    assert status_of(read_all(_raw(port, body))) == 413
     chunked = (b"GET /v1/services HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                b"5\r\nhello\r\n0\r\n\r\n")
-    assert _status(_answer(_raw(port, chunked))) == 413
+    assert status_of(read_all(_raw(port, chunked))) == 413
     status, _, _ = serve.get("/v1/services", method="DELETE")
     assert status == 405
     status, _, _ = serve.get("/v1/services/web?tag=" + "t" * 2000)
@@ -119,13 +101,13 @@ def test_thousands_of_held_reads_are_bounded(store, prefix, consumer):
     one = _held_reads(serve.port, index, ["127.0.0.1"], 70)
     refused = _answered(one, 6)
     assert len(refused) == 6
-    assert {_status(raw) for raw in refused.values()} == {429}
+    assert {status_of(raw) for raw in refused.values()} == {429}
     # In total: 1024, whatever the number of addresses: 960 slots are left for these.
     sources = [f"127.0.0.{i}" for i in range(2, 19)]  # 17 more addresses x 64 = 1088
     many = _held_reads(serve.port, index, sources, 64)
     refused_many = _answered(many, 128)
     assert len(refused_many) == 128
-    assert {_status(raw) for raw in refused_many.values()} == {429}
+    assert {status_of(raw) for raw in refused_many.values()} == {429}
     held = [s for s in one + many if s not in refused and s not in refused_many]
     assert len(held) == 1024
     # Nobody is starved: plain reads and /healthz are answered meanwhile.
@@ -135,7 +117,7 @@ def test_thousands_of_held_reads_are_bounded(store, prefix, consumer):
     put(store, prefix, record("web", "w2", 8081))
     woken = _answered(held, len(held))
     assert len(woken) == 1024
-    assert {_status(raw) for raw in woken.values()} == {200}
+    assert {status_of(raw) for raw in woken.values()} == {200}
     # Clients gone: their slots come back.
     for sock in one + many:
         sock.close()

@@ -5,12 +5,11 @@ held open."""
 from __future__ import annotations
 
 import json
-import re
 import socket
 import time
 
 from harness import wait_until
-from serve_support import Serve, put, record
+from serve_support import Serve, put, read_all, record, status_of
 
 from registrator.serve.pages import MAX_ROWS
 
@@ -31,23 +30,6 @@ def _head(sock):
     return data
 
 
-def _all(sock):
-    chunks = []
-    while True:
-        try:
-            chunk = sock.recv(65536)
-        except (ConnectionResetError, TimeoutError):
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    sock.close()
-    return b"".join(chunks)
-
-
-def _status(raw):
-    match = re.match(rb"HTTP/1\.1 (\d{3})", raw)
-    return int(match.group(1)) if match else None
 
 
 def _held(serve):
@@ -64,13 +46,13 @@ def test_event_streams_give_their_slot_back_when_the_client_leaves(etcd, prefix,
     serve = Serve(consumer, etcd, prefix)
     for _round in range(3):  # 3 x 40 streams: more than the 64 slots of one address
         streams = [_raw(serve.port, EVENTS) for _ in range(40)]
-        assert {_status(_head(s)) for s in streams} == {200}
+        assert {status_of(_head(s)) for s in streams} == {200}
         for sock in streams:
             sock.close()
         wait_until(lambda: _held(serve) == 0, timeout=30,
                    message="the streams' slots given back")
     last = _raw(serve.port, EVENTS)
-    assert _status(_head(last)) == 200
+    assert status_of(_head(last)) == 200
     last.close()
 
 
@@ -78,8 +60,8 @@ def test_bytes_that_are_not_ascii_in_the_path_get_an_error_answer(etcd, prefix, 
     put(etcd, prefix, record("web", "w1", 8080))
     serve = Serve(consumer, etcd, prefix)
     for path in (b"/v1/services/\xff\xfe", b"/v1/services/w\xc3\xa9b", b"/ui/services/\x80"):
-        raw = _all(_raw(serve.port, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n"))
-        assert _status(raw) in (400, 404), (path, raw[:200])
+        raw = read_all(_raw(serve.port, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n"))
+        assert status_of(raw) in (400, 404), (path, raw[:200])
     for path in ("/v1/services/%ff%fe", "/v1/services/a%00b", "/v1/services/a%2Fb",
                  "/ui/services/%3Cscript%3E", "/v1/services/..%2F..%2Fhosts"):
         status, _, body = serve.get(path)
